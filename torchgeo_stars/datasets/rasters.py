@@ -1,0 +1,865 @@
+r"""Raster datasets for each modality (optical, SAR, DSM) and for masks.
+
+Every class here is a :class:`torchgeo.datasets.RasterDataset` whose file layout
+is set by constructor arguments, so any user's files can be read without
+writing a subclass:
+
+.. code-block:: python
+
+   optical = OpticalRaster('s2/', filename_regex=r'.*_(?P<date>\d{8})\.tif')
+   sar = SARRaster('s1/', to_db=True)          # date-less files pair with any date
+   dsm = DSMRaster('dsm/')
+   mask = MaskRaster('labels/', ignore_index=255)
+   dataset = optical & sar & dsm & mask       # one key per modality
+
+Samples put a modality's image under ``image_<modality>`` (float32, (C, H, W)),
+never under ``image``, and a mask under ``mask`` (int64, (H, W)). Inside these
+datasets invalid pixels are NaN: pixels equal to the nodata value, outside every
+file, non-finite, plus the modality's own rules (SAR values <= 0 in linear
+scale, DSM values below ``min_valid``). The paired datasets
+(:class:`~torchgeo_stars.datasets.ModalityIntersection`,
+:func:`~torchgeo_stars.datasets.pair_modalities`) replace them before a model
+sees them.
+"""
+
+import functools
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Literal, TypedDict, Unpack
+
+import numpy as np
+import rasterio
+import rasterio.errors
+import torch
+from affine import Affine
+from pyproj import CRS
+from rasterio.crs import CRS as RIO_CRS
+from rasterio.enums import Resampling
+from rasterio.errors import WindowError
+from rasterio.io import DatasetReader
+from rasterio.transform import from_origin
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import transform as window_transform
+from torch import Tensor
+from torchgeo.datasets import DatasetNotFoundError, GeoDataset, RasterDataset
+from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
+
+from ..errors import ConfigurationError, DataError
+from .intersection import IMAGE_PREFIX, MODALITY_NAME, ModalityIntersection
+
+
+class RasterLayout(TypedDict, total=False):
+    """Keyword arguments describing a file layout (see :class:`ConfigurableRaster`)."""
+
+    filename_glob: str
+    filename_regex: str
+    date_format: str
+    separate_files: bool
+    all_bands: Sequence[str]
+    nodata: float
+    resampling: Resampling | str
+
+
+class ModalityLayout(RasterLayout, total=False):
+    """:class:`RasterLayout` plus the modality name."""
+
+    modality: str
+
+
+def _as_paths(paths: Path | Iterable[Path]) -> list[Path]:
+    if isinstance(paths, str | os.PathLike):
+        return [paths]
+    return list(paths)
+
+
+class ConfigurableRaster(RasterDataset):
+    """RasterDataset whose file layout is given as constructor arguments.
+
+    Base of :class:`ModalityRaster` and :class:`MaskRaster`. Compared with
+    :class:`~torchgeo.datasets.RasterDataset` it
+
+    * takes ``filename_glob``, ``filename_regex``, ``date_format``,
+      ``separate_files``, ``all_bands``, ``nodata`` and ``resampling`` as
+      arguments (class attributes remain the defaults, so subclassing works too);
+    * infers the band names when ``all_bands`` is not given: for one file per
+      band, the values of the regex's ``band`` group; otherwise the band
+      descriptions of the first file, or ``band_1`` ... ``band_n``;
+    * reads invalid pixels (nodata, outside every file) as NaN;
+    * raises :class:`~torchgeo_stars.errors.DataError` with the path and the
+      fix when no file matches, a file cannot be read (TorchGeo would skip it),
+      a band file is missing, or a file fails to read at sample time (truncated);
+      and when band names are wrong, listing the valid ones.
+
+    Files of ``filename_regex`` are matched with :data:`re.VERBOSE` (TorchGeo's
+    rule): spaces are ignored and ``#`` starts a comment, escape them if needed.
+    """
+
+    #: Default glob of the files to index (override with ``filename_glob=``).
+    filename_glob = '*.tif'
+
+    #: Invalid pixels of images are NaN in this dataset's samples.
+    invalid_as_nan: ClassVar[bool] = True
+
+    _resampling: Resampling | None = None
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = 'data',
+        crs: CRS | str | int | None = None,
+        res: float | tuple[float, float] | None = None,
+        bands: Sequence[str] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        cache: bool = True,
+        *,
+        filename_glob: str | None = None,
+        filename_regex: str | None = None,
+        date_format: str | None = None,
+        separate_files: bool | None = None,
+        all_bands: Sequence[str] | None = None,
+        nodata: float | None = None,
+        resampling: Resampling | str | None = None,
+    ) -> None:
+        """Index the raster files.
+
+        Args:
+            paths: one or more directories to search (recursively) or files.
+            crs: CRS to warp to (defaults to the CRS of the first file); anything
+                :meth:`pyproj.CRS.from_user_input` accepts.
+            res: resolution in units of the CRS (defaults to the first file's).
+            bands: bands to read, in this order (defaults to all bands).
+            transforms: a function/transform applied to every sample (after the
+                image is put under its modality key).
+            cache: if True, cache file handles.
+            filename_glob: glob of the files to index (default ``*.tif``).
+            filename_regex: regular expression a file name must match; may hold
+                the groups ``date`` (or ``start`` and ``stop``) to date files and
+                ``band`` for one file per band. Files without a date group are
+                valid at every date.
+            date_format: :func:`~datetime.datetime.strptime` format of ``date``.
+            separate_files: True when each band is in its own file (the
+                ``band`` group of *filename_regex* names it).
+            all_bands: names of all bands: the bands of each file, or the values
+                of the ``band`` group with *separate_files* (inferred if None).
+            nodata: value of invalid pixels (defaults to the files' own nodata).
+            resampling: resampling used to read (a :class:`Resampling` or its
+                name); defaults to bilinear for images, nearest for masks.
+
+        Raises:
+            ConfigurationError: if *filename_regex* is invalid or lacks a ``band``
+                group while *separate_files* is True, or *resampling* is unknown.
+            DataError: if no file matches, a file cannot be read, a band file is
+                missing, *bands* are not valid band names, or *all_bands* does
+                not match the files' band count.
+        """
+        if filename_glob is not None:
+            self.filename_glob = filename_glob
+        if filename_regex is not None:
+            self.filename_regex = filename_regex
+        if date_format is not None:
+            self.date_format = date_format
+        if separate_files is not None:
+            self.separate_files = separate_files
+        if nodata is not None:
+            self.nodata = nodata
+        if resampling is not None:
+            self._resampling = self._parse_resampling(resampling)
+        self.paths = paths
+
+        regex = self._compile_regex()
+        candidates = self._matching_files(regex)
+        self.all_bands = self._resolve_all_bands(all_bands, candidates, regex)
+        self.bands = self._check_bands(bands)
+        indexed = self.files  # with separate_files: only the first band's files
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', 'Could not find any relevant files')
+            try:
+                super().__init__(
+                    paths,
+                    CRS.from_user_input(crs) if crs is not None else None,
+                    res,
+                    self.bands,
+                    None,
+                    cache,
+                )
+            except DatasetNotFoundError as err:
+                raise self._unreadable_error(indexed) from err
+        self.transforms = transforms
+
+        skipped = sorted(set(indexed) - {str(f) for f in self.index['filepath']})
+        if skipped:
+            raise self._unreadable_error(skipped)
+        if self.separate_files:
+            self._check_band_files()
+
+    # Configuration helpers -------------------------------------------------
+
+    @property
+    def _label(self) -> str:
+        return type(self).__name__
+
+    @staticmethod
+    def _parse_resampling(resampling: Resampling | str) -> Resampling:
+        if isinstance(resampling, Resampling):
+            return resampling
+        try:
+            return Resampling[resampling]
+        except KeyError:
+            valid = ', '.join(r.name for r in Resampling)
+            raise ConfigurationError(
+                f'Unknown resampling {resampling!r}; use one of: {valid}.'
+            ) from None
+
+    def _compile_regex(self) -> re.Pattern[str]:
+        try:
+            regex = re.compile(self.filename_regex, re.VERBOSE)
+        except re.error as err:
+            raise ConfigurationError(
+                f'{self._label}: filename_regex {self.filename_regex!r} is not a '
+                f'valid regular expression ({err}).'
+            ) from err
+        if self.separate_files and 'band' not in regex.groupindex:
+            raise ConfigurationError(
+                f'{self._label}: separate_files=True needs a named group "band" in '
+                f'filename_regex (got {self.filename_regex!r}), e.g. '
+                r"filename_regex=r'^(?P<tile>\w+)_(?P<date>\d{8})_(?P<band>B\d{2})\.tif$'."
+            )
+        return regex
+
+    def _matching_files(self, regex: re.Pattern[str]) -> list[str]:
+        paths = _as_paths(self.paths)
+        globbed = sorted({f for p in paths for f in find_files(p, self.filename_glob)})
+        if not globbed:
+            missing = [str(p) for p in paths if not os.path.exists(p)]
+            hint = f' ({", ".join(missing)} does not exist)' if missing else ''
+            raise DataError(
+                f'{self._label}: no file matches filename_glob '
+                f'{self.filename_glob!r} under {[str(p) for p in paths]}{hint}. '
+                'Check the path, or pass filename_glob= matching your files '
+                "(e.g. filename_glob='*.tiff')."
+            )
+        matched = [f for f in globbed if regex.match(os.path.basename(f))]
+        if not matched:
+            examples = ', '.join(os.path.basename(f) for f in globbed[:3])
+            raise DataError(
+                f'{self._label}: {len(globbed)} files under '
+                f'{[str(p) for p in paths]} match filename_glob '
+                f'{self.filename_glob!r} but none matches filename_regex '
+                f'{self.filename_regex!r} (e.g. {examples}). Fix filename_regex.'
+            )
+        return matched
+
+    def _resolve_all_bands(
+        self,
+        all_bands: Sequence[str] | None,
+        candidates: list[str],
+        regex: re.Pattern[str],
+    ) -> tuple[str, ...]:
+        names = tuple(all_bands) if all_bands is not None else tuple(self.all_bands)
+        if self.separate_files:
+            if names:
+                return names
+            found = set()
+            for f in candidates:
+                match = regex.match(os.path.basename(f))
+                if match is not None and match.group('band') is not None:
+                    found.add(match.group('band'))
+            return tuple(sorted(found))
+        first = candidates[0]
+        try:
+            with rasterio.open(first) as src:
+                count = src.count
+                descriptions = src.descriptions
+        except rasterio.errors.RasterioIOError as err:
+            raise self._unreadable_error([first]) from err
+        if names:
+            if len(names) != count:
+                raise DataError(
+                    f'{self._label}: all_bands lists {len(names)} bands {list(names)} '
+                    f'but {first} has {count}. Give one name per band of the files.'
+                )
+            return names
+        if all(descriptions) and len(set(descriptions)) == count:
+            return tuple(str(d) for d in descriptions)
+        return tuple(f'band_{i}' for i in range(1, count + 1))
+
+    def _check_bands(self, bands: Sequence[str] | None) -> tuple[str, ...]:
+        if bands is None:
+            return tuple(self.all_bands)
+        if isinstance(bands, str):
+            bands = [bands]
+        unknown = [b for b in bands if b not in self.all_bands]
+        if unknown or not bands:
+            raise DataError(
+                f'{self._label}: unknown band name(s) {unknown or list(bands)} for '
+                f'the files under {[str(p) for p in _as_paths(self.paths)]}; valid '
+                f'band names: {list(self.all_bands)}. Fix bands= (or name the '
+                'file bands with all_bands=).'
+            )
+        return tuple(bands)
+
+    def _unreadable_error(self, files: Sequence[str]) -> DataError:
+        shown = ', '.join(str(f) for f in files[:5])
+        more = f' and {len(files) - 5} more' if len(files) > 5 else ''
+        return DataError(
+            f'{self._label}: cannot read {shown}{more} (not a valid raster, or '
+            'corrupt). Re-export or re-download the file, or remove it from the '
+            'folder (or narrow filename_glob / filename_regex).'
+        )
+
+    def _check_band_files(self) -> None:
+        missing = []
+        for filepath in self.index['filepath']:
+            for band in self.bands:
+                band_file = self._update_filepath(band, str(filepath))
+                if not os.path.exists(band_file):
+                    missing.append(band_file)
+        if missing:
+            shown = ', '.join(missing[:5])
+            raise DataError(
+                f'{self._label}: band file(s) missing: {shown}'
+                f'{" ..." if len(missing) > 5 else ""}. Each scene needs one file '
+                f'per requested band {list(self.bands)}; add the files or pass '
+                'bands= with the bands you have.'
+            )
+
+    @property
+    def files(self) -> list[str]:
+        """Files to index; with one file per band, only the first band's files.
+
+        Returns:
+            Sorted file paths.
+        """
+        files = super().files
+        if not (self.separate_files and self.bands):
+            return files
+        regex = re.compile(self.filename_regex, re.VERBOSE)
+        keep = []
+        for f in files:
+            match = regex.match(os.path.basename(f))
+            if match is not None and match.group('band') == self.bands[0]:
+                keep.append(f)
+        return keep
+
+    @property
+    def resampling(self) -> Resampling:
+        """Resampling used to read: the constructor's, else TorchGeo's default.
+
+        Returns:
+            Bilinear for float images, nearest for masks, unless overridden.
+        """
+        if self._resampling is not None:
+            return self._resampling
+        return super().resampling
+
+    @property
+    def num_bands(self) -> int:
+        """Number of bands (channels) of each sample.
+
+        Returns:
+            ``len(self.bands)``.
+        """
+        return len(self.bands)
+
+    # Reading ----------------------------------------------------------------
+
+    @functools.lru_cache(maxsize=128)  # noqa: B019
+    def _cached_open(self, filepath: str) -> DatasetReader:
+        return rasterio.open(filepath)
+
+    def _georeferencing(self, src: DatasetReader) -> tuple[Any, Affine]:
+        if src.transform is not None and not src.transform.is_identity:
+            return src.crs, src.transform
+        return self._compute_affine_georeferencing(src)
+
+    def _read_warped(
+        self,
+        filepath: str,
+        band_indexes: Sequence[int] | None,
+        out_crs: CRS,
+        bounds: tuple[float, float, float, float],
+        step: tuple[float, float],
+        shape: tuple[int, int],
+    ) -> np.ndarray[Any, Any] | None:
+        """Read one file onto the window grid, invalid pixels NaN.
+
+        The covering source window is read at its own resolution, its invalid
+        pixels (nodata, and the subclass's rules in :meth:`_source_invalid`)
+        become NaN, and one GDAL warp puts it on the window grid; NaN pixels are
+        left out of the interpolation, so nodata never blends into valid pixels.
+        A window on the file's own grid is read without warping.
+        """
+        src = self._cached_open(filepath) if self.cache else rasterio.open(filepath)
+        dtype = 'float32' if self.is_image else 'float64'
+        height, width = shape
+        dst_transform = from_origin(bounds[0], bounds[3], *step)
+        dst_crs = RIO_CRS.from_user_input(out_crs)
+        try:
+            src_crs, src_transform = self._georeferencing(src)
+            full = Window(0, 0, src.width, src.height)
+            col = (dst_transform.c - src_transform.c) / src_transform.a
+            row = (dst_transform.f - src_transform.f) / src_transform.e
+            if (
+                src_crs == dst_crs
+                and src_transform.b == src_transform.d == 0
+                and math.isclose(src_transform.a, step[0], rel_tol=1e-9)
+                and math.isclose(-src_transform.e, step[1], rel_tol=1e-9)
+                and abs(col - round(col)) < 1e-6
+                and abs(row - round(row)) < 1e-6
+            ):
+                # Same grid: copy the overlapping pixels, no resampling
+                wanted = Window(round(col), round(row), width, height)
+                try:
+                    inter = wanted.intersection(full)
+                except WindowError:
+                    return None
+                data = src.read(
+                    band_indexes, window=inter, masked=True, out_dtype=dtype
+                )
+                array = self._source_invalid(data.filled(np.nan))
+                out = np.full((array.shape[0], height, width), np.nan, dtype=dtype)
+                r0 = int(inter.row_off - wanted.row_off)
+                c0 = int(inter.col_off - wanted.col_off)
+                out[:, r0 : r0 + array.shape[1], c0 : c0 + array.shape[2]] = array
+                return out
+            window = None
+            if src_transform.b == 0 and src_transform.d == 0:
+                left, bottom, right, top = transform_bounds(
+                    dst_crs, src_crs, *bounds, densify_pts=21
+                )
+                area = from_bounds(left, bottom, right, top, src_transform)
+                padded = Window(
+                    math.floor(area.col_off) - 2,
+                    math.floor(area.row_off) - 2,
+                    math.ceil(area.width) + 5,
+                    math.ceil(area.height) + 5,
+                )
+                try:
+                    window = padded.intersection(full)
+                except WindowError:
+                    return None
+                src_transform = window_transform(window, src_transform)
+            data = src.read(band_indexes, window=window, masked=True, out_dtype=dtype)
+        finally:
+            if not self.cache:
+                src.close()
+        array = self._source_invalid(data.filled(np.nan))
+        out = np.full((array.shape[0], height, width), np.nan, dtype=dtype)
+        reproject(
+            array,
+            out,
+            src_transform=src_transform,
+            src_crs=src_crs,
+            src_nodata=np.nan,
+            dst_transform=dst_transform,
+            dst_crs=dst_crs,
+            dst_nodata=np.nan,
+            resampling=self.resampling,
+        )
+        return out
+
+    def _merge_or_stack(
+        self,
+        filepaths: Sequence[str],
+        index: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+        out_crs: CRS | None = None,
+    ) -> Tensor:
+        """Read and mosaic files over a window, invalid pixels as NaN.
+
+        Replaces TorchGeo's read (warp to the dataset CRS at the file's own
+        pixel size, then resample onto the window): each file is warped once,
+        straight onto the window grid, with invalid pixels excluded from the
+        interpolation. Where files overlap, the first valid pixel wins.
+
+        Args:
+            filepaths: files to read.
+            index: the window.
+            band_indexes: 1-based band indexes to read (None: all).
+            out_crs: CRS to warp to (defaults to :attr:`crs`).
+
+        Returns:
+            Float tensor (C, H, W); NaN where no file has valid data.
+
+        Raises:
+            DataError: if a file fails to read (e.g. truncated).
+        """
+        out_crs = out_crs or self.crs
+        x, y, _ = self._disambiguate_slice(index)
+        bounds = (x.start, y.start, x.stop, y.stop)
+        shape = (round((y.stop - y.start) / y.step), round((x.stop - x.start) / x.step))
+        mosaic: np.ndarray[Any, Any] | None = None
+        for filepath in filepaths:
+            try:
+                array = self._read_warped(
+                    str(filepath),
+                    band_indexes,
+                    out_crs,
+                    bounds,
+                    (x.step, y.step),
+                    shape,
+                )
+            except rasterio.errors.RasterioError as err:
+                raise DataError(
+                    f'{self._label}: failed to read {filepath} ({err}). The file is '
+                    'probably truncated or corrupt: re-export or re-download it, or '
+                    'remove it from the dataset folder.'
+                ) from err
+            if array is None:
+                continue
+            if mosaic is None:
+                mosaic = array
+            else:
+                mosaic = np.where(np.isnan(mosaic), array, mosaic)
+        if mosaic is None:
+            count = len(band_indexes) if band_indexes is not None else 1
+            dtype = np.float32 if self.is_image else np.float64
+            mosaic = np.full((count, *shape), np.nan, dtype=dtype)
+        return torch.from_numpy(self._fill_mosaic(mosaic, filepaths))
+
+    def _source_invalid(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Set invalid source pixels to NaN before any interpolation.
+
+        Args:
+            array: float source pixels (C, h, w); nodata already NaN.
+
+        Returns:
+            The array, also NaN where the value equals the ``nodata`` override
+            (subclasses add their own rules).
+        """
+        if self.nodata is not None and np.isfinite(self.nodata):
+            array[array == self.nodata] = np.nan
+        return array
+
+    def _fill_mosaic(
+        self, mosaic: np.ndarray[Any, Any], filepaths: Sequence[str]
+    ) -> np.ndarray[Any, Any]:
+        return mosaic
+
+    def __getitem__(self, index: GeoSlice) -> Sample:
+        """Read one window.
+
+        Args:
+            index: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates.
+
+        Returns:
+            The sample (see the class docstring for its keys).
+
+        Raises:
+            IndexError: if *index* is not covered by any file.
+            DataError: if a file fails to read.
+        """
+        transforms, self.transforms = self.transforms, None
+        try:
+            sample = super().__getitem__(index)
+        finally:
+            self.transforms = transforms
+        sample = self._finish_sample(sample)
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def _finish_sample(self, sample: Sample) -> Sample:
+        return sample
+
+    def __and__(self, other: GeoDataset) -> ModalityIntersection:
+        """Intersect with another dataset, keeping one key per modality.
+
+        Args:
+            other: another GeoDataset (modality raster, mask, intersection).
+
+        Returns:
+            A :class:`~torchgeo_stars.datasets.ModalityIntersection`.
+        """
+        return ModalityIntersection(self, other)
+
+
+class ModalityRaster(ConfigurableRaster):
+    r"""Raster dataset of one input modality; its sample key is ``image_<modality>``.
+
+    Use it directly for any modality (``ModalityRaster('hs/', modality='hyper')``)
+    or subclass it to fix a layout once:
+
+    .. code-block:: python
+
+       class Sentinel2(OpticalRaster):
+           filename_glob = 'T*_B0[2348].tif'
+           filename_regex = r'^T(?P<tile>\w{5})_(?P<date>\d{8})_(?P<band>B\d{2})\.tif$'
+           separate_files = True
+           all_bands = ('B02', 'B03', 'B04', 'B08')
+
+       s2 = Sentinel2('s2/', bands=['B04', 'B03', 'B02'])
+
+    Sample keys: ``image_<modality>`` (float32 (C, H, W); invalid pixels are NaN:
+    nodata, outside the files, non-finite, plus the subclass's rules),
+    ``bounds``, ``transform``.
+    """
+
+    #: Modality name: the sample key is ``image_<modality>``.
+    modality: str = ''
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = 'data',
+        crs: CRS | str | int | None = None,
+        res: float | tuple[float, float] | None = None,
+        bands: Sequence[str] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        cache: bool = True,
+        *,
+        modality: str | None = None,
+        **layout: Unpack[RasterLayout],
+    ) -> None:
+        """Index the raster files of one modality.
+
+        Args:
+            paths: one or more directories to search (recursively) or files.
+            crs: CRS to warp to (defaults to the CRS of the first file).
+            res: resolution in units of the CRS (defaults to the first file's).
+            bands: bands to read, in this order (defaults to all bands).
+            transforms: a function/transform applied to every sample.
+            cache: if True, cache file handles.
+            modality: modality name (letters, digits, underscores); defaults to
+                the class's :attr:`modality`.
+            **layout: ``filename_glob``, ``filename_regex``, ``date_format``,
+                ``separate_files``, ``all_bands``, ``nodata``, ``resampling``
+                (see :class:`ConfigurableRaster`).
+
+        Raises:
+            ConfigurationError: if no valid modality name is given, or a layout
+                argument is invalid.
+            DataError: see :class:`ConfigurableRaster`.
+        """
+        name = modality if modality is not None else self.modality
+        if not name or not MODALITY_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f'{type(self).__name__}: modality name {name!r} is not valid; pass '
+                "modality='<name>' made of letters, digits and underscores."
+            )
+        self.modality = name
+        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
+
+    @property
+    def _label(self) -> str:
+        return f'{type(self).__name__} (modality {self.modality!r})'
+
+    @property
+    def image_key(self) -> str:
+        """Sample key of this modality's image.
+
+        Returns:
+            ``'image_<modality>'``.
+        """
+        return IMAGE_PREFIX + self.modality
+
+    def _finish_sample(self, sample: Sample) -> Sample:
+        sample[self.image_key] = self._finish_image(sample.pop('image'))
+        return sample
+
+    def _finish_image(self, image: Tensor) -> Tensor:
+        """Apply the modality's own validity rules and conversions.
+
+        Args:
+            image: float32 (C, H, W), invalid pixels NaN.
+
+        Returns:
+            The final image.
+        """
+        return image
+
+
+class OpticalRaster(ModalityRaster):
+    """Optical imagery (multispectral, RGB, ...); sample key ``image_optical``.
+
+    Defaults: all bands of the files (named by the files' band descriptions, or
+    ``band_1`` ...), bilinear resampling, nodata from the files. Invalid pixels
+    are NaN (see :class:`ModalityRaster`).
+    """
+
+    modality = 'optical'
+
+
+class SARRaster(ModalityRaster):
+    """SAR backscatter; sample key ``image_sar``.
+
+    With ``input_scale='linear'`` (default) the files hold linear backscatter:
+    values <= 0 are invalid (NaN) and 0 is the default nodata, so it is not
+    interpolated into valid pixels. ``to_db=True`` converts to decibels
+    (``10 * log10``). With ``input_scale='db'`` values are used as they are and
+    nodata comes from the files.
+    """
+
+    modality = 'sar'
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = 'data',
+        crs: CRS | str | int | None = None,
+        res: float | tuple[float, float] | None = None,
+        bands: Sequence[str] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        cache: bool = True,
+        *,
+        to_db: bool = False,
+        input_scale: Literal['linear', 'db'] = 'linear',
+        **layout: Unpack[ModalityLayout],
+    ) -> None:
+        """Index SAR files.
+
+        Args:
+            paths: one or more directories to search (recursively) or files.
+            crs: CRS to warp to (defaults to the CRS of the first file).
+            res: resolution in units of the CRS (defaults to the first file's).
+            bands: bands to read, in this order (defaults to all bands).
+            transforms: a function/transform applied to every sample.
+            cache: if True, cache file handles.
+            to_db: convert linear backscatter to decibels.
+            input_scale: ``'linear'`` or ``'db'``: what the files hold.
+            **layout: ``modality`` and the layout arguments of
+                :class:`ConfigurableRaster`.
+
+        Raises:
+            ConfigurationError: if *input_scale* is unknown, or *to_db* is set
+                for files already in dB.
+            DataError: see :class:`ConfigurableRaster`.
+        """
+        if input_scale not in ('linear', 'db'):
+            raise ConfigurationError(
+                f"SARRaster: input_scale must be 'linear' or 'db', got {input_scale!r}."
+            )
+        if to_db and input_scale == 'db':
+            raise ConfigurationError(
+                'SARRaster: to_db=True converts linear values; the files are already '
+                "in dB (input_scale='db'). Drop one of the two."
+            )
+        self.to_db = to_db
+        self.input_scale = input_scale
+        if input_scale == 'linear' and layout.get('nodata') is None:
+            layout['nodata'] = 0.0
+        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
+
+    def _finish_image(self, image: Tensor) -> Tensor:
+        if self.input_scale == 'linear':
+            image = torch.where(image > 0, image, torch.nan)
+            if self.to_db:
+                image = 10 * torch.log10(image)
+        return image
+
+    def _source_invalid(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        array = super()._source_invalid(array)
+        if self.input_scale == 'linear':
+            array[~(array > 0)] = np.nan
+        return array
+
+
+class DSMRaster(ModalityRaster):
+    """Digital surface model (heights); sample key ``image_dsm``.
+
+    Voids are invalid (NaN): the nodata value (from the files or ``nodata=``),
+    NaN, and every value below ``min_valid`` (default -1000, which catches
+    undeclared -9999 / -32768 voids).
+    """
+
+    modality = 'dsm'
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = 'data',
+        crs: CRS | str | int | None = None,
+        res: float | tuple[float, float] | None = None,
+        bands: Sequence[str] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        cache: bool = True,
+        *,
+        min_valid: float | None = -1000.0,
+        **layout: Unpack[ModalityLayout],
+    ) -> None:
+        """Index DSM files.
+
+        Args:
+            paths: one or more directories to search (recursively) or files.
+            crs: CRS to warp to (defaults to the CRS of the first file).
+            res: resolution in units of the CRS (defaults to the first file's).
+            bands: bands to read, in this order (defaults to all bands).
+            transforms: a function/transform applied to every sample.
+            cache: if True, cache file handles.
+            min_valid: values below are voids; None keeps every value.
+            **layout: ``modality`` and the layout arguments of
+                :class:`ConfigurableRaster`.
+
+        Raises:
+            DataError: see :class:`ConfigurableRaster`.
+        """
+        self.min_valid = min_valid
+        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
+
+    def _source_invalid(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        array = super()._source_invalid(array)
+        if self.min_valid is not None:
+            array[array < self.min_valid] = np.nan
+        return array
+
+
+class MaskRaster(ConfigurableRaster):
+    """Single-band label raster; sample key ``mask`` (int64, (H, W)).
+
+    Read with nearest-neighbour resampling. Pixels that are nodata or outside
+    every file get ``ignore_index`` when it is given; otherwise the files'
+    nodata value (or 0), as TorchGeo does.
+    """
+
+    is_image = False
+
+    def __init__(
+        self,
+        paths: Path | Iterable[Path] = 'data',
+        crs: CRS | str | int | None = None,
+        res: float | tuple[float, float] | None = None,
+        bands: Sequence[str] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        cache: bool = True,
+        *,
+        ignore_index: int | None = None,
+        **layout: Unpack[RasterLayout],
+    ) -> None:
+        """Index label files.
+
+        Args:
+            paths: one or more directories to search (recursively) or files.
+            crs: CRS to warp to (defaults to the CRS of the first file).
+            res: resolution in units of the CRS (defaults to the first file's).
+            bands: the one band to read (defaults to the only band).
+            transforms: a function/transform applied to every sample.
+            cache: if True, cache file handles.
+            ignore_index: label given to nodata / uncovered pixels.
+            **layout: layout arguments of :class:`ConfigurableRaster`.
+
+        Raises:
+            DataError: if more than one band would be read, or see
+                :class:`ConfigurableRaster`.
+        """
+        self.ignore_index = ignore_index
+        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
+        if len(self.bands) != 1:
+            raise DataError(
+                f'MaskRaster: the label files under {self.paths} have bands '
+                f'{list(self.bands)}; a mask has one band. Pass bands=[<name>] '
+                'with the label band.'
+            )
+
+    def _fill_mosaic(
+        self, mosaic: np.ndarray[Any, Any], filepaths: Sequence[str]
+    ) -> np.ndarray[Any, Any]:
+        if self.ignore_index is not None:
+            fill = float(self.ignore_index)
+        elif self.nodata is not None:
+            fill = float(self.nodata)
+        else:
+            nodata = self._cached_open(str(next(iter(filepaths)))).nodata
+            fill = float(nodata) if nodata is not None and np.isfinite(nodata) else 0.0
+        mosaic[~np.isfinite(mosaic)] = fill
+        return mosaic

@@ -1,0 +1,138 @@
+"""Loading a trained STARS checkpoint for inference.
+
+:func:`load_predictor` is the single entry point the command line uses to turn
+``--checkpoint CKPT`` into everything :func:`~torchgeo_stars.inference.
+predict_geotiff` needs. Reading the file safely and recognising a Lightning
+checkpoint is done here; building the model from a
+``STARSSegmentationTask`` checkpoint is :func:`predictor_from_checkpoint`,
+which the task's author completes.
+"""
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A trained model and what is needed to feed it and describe its output.
+
+    Attributes:
+        model: Module with ``forward(inputs: dict[str, Tensor], available:
+            Tensor | None = None)`` returning a
+            :class:`~torchgeo_stars.models.outputs.SegmentationOutput` (or the
+            logits ``(B, K, H, W)`` directly).
+        modalities: Modality name to band count, in the model's order.
+        class_names: Name of each class, in class-index order.
+        colors: RGB colour of each class (``0..255``), or None for defaults.
+        statistics: Per-modality normalisation
+            (:class:`~torchgeo_stars.datasets.ModalityStatistics` or any object
+            with per-band ``mean`` and ``std``), or None for raw values.
+        reader_options: Per-modality keyword arguments of the modality's raster
+            class used in training (e.g. ``{'sar': {'to_db': True}}``).
+    """
+
+    model: nn.Module
+    modalities: dict[str, int]
+    class_names: list[str]
+    colors: Sequence[tuple[int, int, int]] | None = None
+    statistics: Mapping[str, Any] | None = field(default=None)
+    reader_options: Mapping[str, Mapping[str, Any]] | None = field(default=None)
+
+
+def _not_stars(path: Path, reason: str) -> ConfigurationError:
+    """The error for a file that is not a STARS checkpoint."""
+    return ConfigurationError(
+        f'checkpoint {path} is not a STARS checkpoint ({reason}); give a .ckpt '
+        'file saved by STARSSegmentationTask training (torchgeo-stars fit).'
+    )
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a Lightning checkpoint dictionary without running pickled code.
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        The checkpoint dictionary (with ``state_dict`` and ``hyper_parameters``).
+
+    Raises:
+        FileNotFoundError: If *path* does not exist.
+        ConfigurationError: If the file is not a Lightning checkpoint that
+            ``torch.load(weights_only=True)`` can read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'checkpoint {path} does not exist.')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        RuntimeError,
+    ) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise _not_stars(path, f'torch cannot load it safely: {first_line}') from error
+    if not isinstance(checkpoint, dict):
+        raise _not_stars(path, f'it holds a {type(checkpoint).__name__}, not a dict')
+    missing = [k for k in ('state_dict', 'hyper_parameters') if k not in checkpoint]
+    if missing:
+        raise _not_stars(path, f'it has no {" / ".join(missing)}')
+    return checkpoint
+
+
+def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Predictor:
+    """Build the predictor from a ``STARSSegmentationTask`` checkpoint.
+
+    HOOK for the task's author: rebuild the task from
+    ``checkpoint['hyper_parameters']``, load ``checkpoint['state_dict']``, and
+    return its model, modality band counts, class names, colours,
+    normalisation statistics and the modality rasters' options. Raise :func:`_not_stars`-style
+    :class:`ConfigurationError` when the hyper-parameters are not a
+    STARSSegmentationTask's.
+
+    Args:
+        checkpoint: The dictionary :func:`read_checkpoint` returned.
+        path: Its file, for messages.
+
+    Returns:
+        The predictor.
+
+    Raises:
+        ConfigurationError: Until STARSSegmentationTask exists.
+    """
+    raise ConfigurationError(
+        f'checkpoint {path}: building a model from a STARSSegmentationTask '
+        'checkpoint is not available yet '
+        '(torchgeo_stars.inference.checkpoint.predictor_from_checkpoint).'
+    )
+
+
+def load_predictor(path: str | os.PathLike[str]) -> Predictor:
+    """Load everything inference needs from a STARS checkpoint.
+
+    Args:
+        path: A ``.ckpt`` file written by STARSSegmentationTask training.
+
+    Returns:
+        The model (in eval mode, on the CPU) and its metadata.
+
+    Raises:
+        FileNotFoundError: If *path* does not exist.
+        ConfigurationError: If it is not a STARS checkpoint.
+    """
+    checkpoint = read_checkpoint(path)
+    predictor = predictor_from_checkpoint(checkpoint, Path(path))
+    predictor.model.eval()
+    return predictor

@@ -1,0 +1,126 @@
+"""Command-line interface: TorchGeo's LightningCLI plus our own commands.
+
+``torchgeo-stars fit|validate|test|predict --config CFG.yaml`` is TorchGeo's
+LightningCLI with this package's task and datamodules importable by short name
+next to TorchGeo's own. Two more commands:
+
+* ``torchgeo-stars synthetic OUT_DIR [--size --seed --classes]`` writes the
+  synthetic demo scene;
+* ``torchgeo-stars predict-geotiff --checkpoint CKPT --optical A.tif ...``
+  writes a georeferenced prediction.
+
+Errors a user can fix are printed as one line and the command exits with
+status 2, without a traceback.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import STARSError
+
+#: Commands handled by this package rather than by LightningCLI.
+EXTRA_COMMANDS = ('synthetic', 'predict-geotiff')
+
+
+def synthetic_main(argv: Sequence[str]) -> int:
+    """Write the synthetic demo scene (``torchgeo-stars synthetic``).
+
+    Args:
+        argv: Arguments after the command name.
+
+    Returns:
+        The exit status.
+    """
+    from .datasets.synthetic import describe_scene, make_synthetic_scene
+
+    parser = argparse.ArgumentParser(
+        prog='torchgeo-stars synthetic',
+        description='Write a synthetic optical + SAR + DSM + label scene as '
+        'GeoTIFFs, each modality in its own CRS and resolution.',
+    )
+    parser.add_argument('out_dir', help='folder to write the scene into')
+    parser.add_argument(
+        '--size', type=int, default=512, help='scene width/height in 10 m pixels'
+    )
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--classes', type=int, default=6, help='number of classes')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace an existing scene'
+    )
+    args = parser.parse_args(list(argv))
+    scene = make_synthetic_scene(
+        args.out_dir,
+        size=args.size,
+        seed=args.seed,
+        num_classes=args.classes,
+        overwrite=args.overwrite,
+    )
+    print(describe_scene(scene))
+    return 0
+
+
+def predict_geotiff_main(argv: Sequence[str]) -> int:
+    """Predict a GeoTIFF from a checkpoint (``torchgeo-stars predict-geotiff``).
+
+    Args:
+        argv: Arguments after the command name.
+
+    Returns:
+        The exit status.
+    """
+    from .inference import main as inference_main
+
+    return inference_main(list(argv))
+
+
+def lightning_main(argv: Sequence[str]) -> int:
+    """Run TorchGeo's LightningCLI with this package's classes registered.
+
+    Args:
+        argv: Arguments, starting with the subcommand (fit, validate, ...).
+
+    Returns:
+        The exit status.
+    """
+    import torchgeo.main
+
+    # Importing registers our subclasses so their short names resolve.
+    from . import datamodules, tasks  # noqa: F401
+
+    torchgeo.main.main(list(argv))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``torchgeo-stars`` console script.
+
+    Args:
+        argv: Command-line arguments without the program name (defaults to
+            ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 on an error the user can fix.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands: dict[str, Callable[[Sequence[str]], int]] = {
+        'synthetic': synthetic_main,
+        'predict-geotiff': predict_geotiff_main,
+    }
+    try:
+        if args and args[0] in commands:
+            return commands[args[0]](args[1:])
+        return lightning_main(args)
+    except STARSError as error:
+        print(f'torchgeo-stars: error: {error}', file=sys.stderr)
+        return 2
+    except FileExistsError as error:
+        print(f'torchgeo-stars: error: {error}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('torchgeo-stars: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""STARS network, baselines and the parts they are assembled from."""
+
+from .availability import Availability, resolve_availability
+from .baselines import EarlyFusion, ShaSpec
+from .decoder import FPNSegmentationDecoder, pad_to_multiple
+from .embedding import EmbeddingHeads
+from .encoders import (
+    EncoderPyramid,
+    SharedBackbone,
+    SharedProjection,
+    SpecificEncoders,
+    build_shared_encoder,
+)
+from .fusion import ResidualFusion, SCSEFusion, SCSEFusionBlock
+from .outputs import SegmentationOutput
+from .recovery import fill_missing, masked_mean
+from .registry import MODELS, build_model
+from .shared_specific import SharedSpecificSegmenter
+from .stars import STARS
+from .translation import CrossModalTranslation, TranslatorBank
+
+__all__ = [
+    'MODELS',
+    'STARS',
+    'Availability',
+    'CrossModalTranslation',
+    'EarlyFusion',
+    'EmbeddingHeads',
+    'EncoderPyramid',
+    'FPNSegmentationDecoder',
+    'ResidualFusion',
+    'SCSEFusion',
+    'SCSEFusionBlock',
+    'SegmentationOutput',
+    'ShaSpec',
+    'SharedBackbone',
+    'SharedProjection',
+    'SharedSpecificSegmenter',
+    'SpecificEncoders',
+    'TranslatorBank',
+    'build_model',
+    'build_shared_encoder',
+    'fill_missing',
+    'masked_mean',
+    'pad_to_multiple',
+    'resolve_availability',
+]

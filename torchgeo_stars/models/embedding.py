@@ -1,0 +1,55 @@
+"""Per-modality pixel embedding heads for the PSA loss."""
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class EmbeddingHeads(nn.Module):
+    """One projection head per modality: 1x1 conv - ReLU - 1x1 conv, L2-normalised.
+
+    Attributes:
+        heads: Modality name to its head.
+        dim: Embedding dimension ``D``.
+    """
+
+    def __init__(
+        self, modalities: Sequence[str], in_channels: int, dim: int = 128
+    ) -> None:
+        """Build the heads.
+
+        Args:
+            modalities: Modality names.
+            in_channels: Specific channels at the alignment scale.
+            dim: Embedding dimension ``D`` (also the hidden width).
+
+        Raises:
+            ValueError: If *dim* is below 1.
+        """
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f'embedding_dim must be >= 1, got {dim}.')
+        self.dim = dim
+        self.heads = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    nn.Conv2d(in_channels, dim, 1),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(dim, dim, 1),
+                )
+                for name in modalities
+            }
+        )
+
+    def forward(self, features: Tensor, modality: str) -> Tensor:
+        """Embed one modality's specific features.
+
+        Args:
+            features: ``(B, C, h, w)`` at the alignment scale.
+            modality: Modality name.
+
+        Returns:
+            Unit-norm (over channels) embeddings ``(B, D, h, w)``.
+        """
+        return F.normalize(self.heads[modality](features), dim=1)

@@ -1,0 +1,295 @@
+"""Encoders: specific (one backbone per modality) and shared ones.
+
+Every encoder here returns the *decoder pyramid*: the last
+:data:`NUM_DECODER_SCALES` feature maps of a segmentation-models-pytorch
+encoder (strides 4, 8, 16 and 32 for ``encoder_depth=5``), finest first, the
+scales an FPN decoder reads.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import cast
+
+from segmentation_models_pytorch.encoders import get_encoder
+from torch import Tensor, nn
+
+from ..errors import ConfigurationError
+from .batching import cat_batch
+
+#: Number of encoder scales the FPN decoder uses (smp's FPN reads the last four).
+NUM_DECODER_SCALES = 4
+
+
+class EncoderPyramid(nn.Module):
+    """An smp / timm encoder returning only the scales the decoder uses.
+
+    Attributes:
+        out_channels: Channels of each returned scale, finest first.
+        output_stride: Stride of the coarsest scale; inputs are padded to a
+            multiple of it.
+    """
+
+    def __init__(
+        self, name: str, in_channels: int, depth: int = 5, weights: str | None = None
+    ) -> None:
+        """Build the encoder with :func:`segmentation_models_pytorch.encoders.get_encoder`.
+
+        Args:
+            name: Encoder name as segmentation-models-pytorch spells it
+                (``'resnet18'``, ``'efficientnet-b0'``, ``'tu-<timm name>'`` ...).
+            in_channels: Input bands.
+            depth: Number of encoder stages (4 or 5).
+            weights: Pretrained weights name (``'imagenet'`` ...), or None for
+                random initialisation (no download).
+
+        Raises:
+            ConfigurationError: If the name, weights or depth are not supported.
+        """
+        super().__init__()
+        if depth not in (4, 5):
+            raise ConfigurationError(
+                f'encoder_depth must be 4 or 5 (the FPN decoder reads four '
+                f'scales), got {depth}.'
+            )
+        try:
+            encoder = get_encoder(
+                name, in_channels=in_channels, depth=depth, weights=weights
+            )
+        except (KeyError, RuntimeError) as error:
+            raise ConfigurationError(
+                f'cannot build encoder {name!r} with weights {weights!r}: {error}. '
+                f'Use an encoder name of segmentation-models-pytorch (e.g. '
+                f"'resnet18', or 'tu-' followed by a timm model name)."
+            ) from error
+        self.encoder = cast(nn.Module, encoder)
+        channels = [int(c) for c in encoder.out_channels][-NUM_DECODER_SCALES:]
+        if min(channels) < 1:
+            raise ConfigurationError(
+                f'encoder {name!r} with encoder_depth={depth} has an empty scale '
+                f'among the last {NUM_DECODER_SCALES} ({channels}); use '
+                f'encoder_depth=5.'
+            )
+        self.out_channels: list[int] = channels
+        self.output_stride: int = int(encoder.output_stride)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Encode an image batch.
+
+        Args:
+            x: ``(B, C, H, W)`` with ``H`` and ``W`` multiples of
+                :attr:`output_stride`.
+
+        Returns:
+            The decoder scales, finest first.
+        """
+        features = cast(list[Tensor], self.encoder(x))
+        return features[-NUM_DECODER_SCALES:]
+
+
+class SpecificEncoders(nn.Module):
+    """One encoder per modality, each with that modality's band count.
+
+    Attributes:
+        encoders: Modality name to its :class:`EncoderPyramid`.
+        out_channels: Channels of each decoder scale (the same for all
+            modalities: one architecture).
+        output_stride: Stride of the coarsest scale.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, int],
+        backbone: str = 'resnet18',
+        depth: int = 5,
+        weights: str | None = None,
+    ) -> None:
+        """Build one encoder per modality.
+
+        Args:
+            modalities: Modality name to band count.
+            backbone: Encoder name (see :class:`EncoderPyramid`).
+            depth: Encoder depth.
+            weights: Pretrained weights, or None.
+        """
+        super().__init__()
+        self.encoders = nn.ModuleDict(
+            {
+                name: EncoderPyramid(backbone, bands, depth, weights)
+                for name, bands in modalities.items()
+            }
+        )
+        first = cast(EncoderPyramid, next(iter(self.encoders.values())))
+        self.out_channels: list[int] = list(first.out_channels)
+        self.output_stride: int = first.output_stride
+
+    def forward(self, x: Tensor, modality: str) -> list[Tensor]:
+        """Encode one modality.
+
+        Args:
+            x: Its images ``(B, C_m, H, W)``.
+            modality: Its name.
+
+        Returns:
+            Its specific features per decoder scale.
+        """
+        return cast(list[Tensor], self.encoders[modality](x))
+
+
+class SharedBackbone(nn.Module):
+    """Shared encoder: one backbone for all modalities behind per-modality stems.
+
+    Each modality enters through its own stem (3x3 conv - BN - ReLU mapping its
+    ``C_m`` bands to ``stem_channels``); the stems' outputs of all modalities
+    are stacked along the batch and go through the one backbone in a single
+    pass, so its batch-norm statistics mix modalities the same way in training
+    and in evaluation.
+
+    Attributes:
+        stems: Modality name to its stem.
+        backbone: The shared :class:`EncoderPyramid`.
+        out_channels: Channels of each decoder scale.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, int],
+        backbone: str = 'resnet18',
+        depth: int = 5,
+        weights: str | None = None,
+        stem_channels: int = 16,
+    ) -> None:
+        """Build the stems and the shared backbone.
+
+        Args:
+            modalities: Modality name to band count.
+            backbone: Encoder name (see :class:`EncoderPyramid`).
+            depth: Encoder depth.
+            weights: Pretrained weights, or None.
+            stem_channels: Common width the stems map every modality to.
+        """
+        super().__init__()
+        self.stems = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    nn.Conv2d(bands, stem_channels, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(stem_channels),
+                    nn.ReLU(inplace=True),
+                )
+                for name, bands in modalities.items()
+            }
+        )
+        self.backbone = EncoderPyramid(backbone, stem_channels, depth, weights)
+        self.out_channels: list[int] = list(self.backbone.out_channels)
+
+    def forward(
+        self,
+        images: Sequence[Tensor],
+        specific: Sequence[Sequence[Tensor]],
+        modalities: Sequence[str],
+    ) -> list[list[Tensor]]:
+        """Compute shared features of several modalities in one backbone pass.
+
+        Args:
+            images: Per modality, its (padded) images ``(B_m, C_m, H, W)``.
+            specific: Per modality, its specific features (unused here).
+            modalities: The modality names, aligned with *images*.
+
+        Returns:
+            Per modality, its shared features per decoder scale ``(B_m, ...)``.
+        """
+        stems = [
+            self.stems[name](x) for name, x in zip(modalities, images, strict=True)
+        ]
+        sizes = [x.shape[0] for x in stems]
+        if len(stems) == 1:
+            return [self.backbone(stems[0])]
+        features = self.backbone(cat_batch(stems))
+        per_scale = [f.split(sizes) for f in features]
+        return [[scale[k] for scale in per_scale] for k in range(len(stems))]
+
+
+class SharedProjection(nn.Module):
+    """Shared encoder, cheap variant: a shared projection of specific features.
+
+    At each decoder scale one 1x1 conv - BN - ReLU, whose weights every
+    modality shares, maps that modality's specific features to its shared
+    features. All modalities go through it in one pass (stacked along the
+    batch).
+
+    Attributes:
+        projections: One projection per decoder scale.
+        out_channels: Channels of each decoder scale.
+    """
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        """Build the per-scale projections.
+
+        Args:
+            channels: Specific (and shared) channels per decoder scale.
+        """
+        super().__init__()
+        self.projections = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)
+            )
+            for c in channels
+        )
+        self.out_channels: list[int] = list(channels)
+
+    def forward(
+        self,
+        images: Sequence[Tensor],
+        specific: Sequence[Sequence[Tensor]],
+        modalities: Sequence[str],
+    ) -> list[list[Tensor]]:
+        """Project the specific features of several modalities.
+
+        Args:
+            images: Per modality, its images (unused here).
+            specific: Per modality, its specific features per decoder scale.
+            modalities: The modality names, aligned with *specific*.
+
+        Returns:
+            Per modality, its shared features per decoder scale.
+        """
+        sizes = [feats[0].shape[0] for feats in specific]
+        per_scale = []
+        for scale, projection in enumerate(self.projections):
+            stacked = cat_batch([feats[scale] for feats in specific])
+            per_scale.append(projection(stacked).split(sizes))
+        return [[scale[k] for scale in per_scale] for k in range(len(sizes))]
+
+
+def build_shared_encoder(
+    kind: str,
+    modalities: Mapping[str, int],
+    backbone: str,
+    depth: int,
+    weights: str | None,
+    specific_channels: Sequence[int],
+    stem_channels: int = 16,
+) -> SharedBackbone | SharedProjection:
+    """Build the shared encoder named by *kind*.
+
+    Args:
+        kind: ``'projection'`` (:class:`SharedProjection`) or ``'backbone'``
+            (:class:`SharedBackbone`).
+        modalities: Modality name to band count.
+        backbone: Encoder name.
+        depth: Encoder depth.
+        weights: Pretrained weights, or None.
+        specific_channels: Specific channels per decoder scale.
+        stem_channels: Stem width of :class:`SharedBackbone`.
+
+    Returns:
+        The shared encoder.
+
+    Raises:
+        ConfigurationError: If *kind* is unknown.
+    """
+    if kind == 'projection':
+        return SharedProjection(specific_channels)
+    if kind == 'backbone':
+        return SharedBackbone(modalities, backbone, depth, weights, stem_channels)
+    raise ConfigurationError(
+        f"shared_encoder must be 'projection' or 'backbone', got {kind!r}."
+    )

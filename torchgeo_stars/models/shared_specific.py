@@ -1,0 +1,467 @@
+"""Shared-specific segmentation network, the common skeleton of STARS and ShaSpec."""
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigurationError
+from .availability import Availability, resolve_availability
+from .batching import row_index, scatter_rows, take_rows
+from .decoder import FPNSegmentationDecoder, PaddingMode, crop_to, pad_to_multiple
+from .embedding import EmbeddingHeads
+from .encoders import (
+    NUM_DECODER_SCALES,
+    SharedBackbone,
+    SharedProjection,
+    SpecificEncoders,
+    build_shared_encoder,
+)
+from .fusion import ResidualFusion, SCSEFusion
+from .outputs import SegmentationOutput
+from .recovery import fill_missing, masked_mean
+from .translation import CrossModalTranslation
+
+Pyramid = list[Tensor]
+
+
+def check_modalities(modalities: Mapping[str, int], minimum: int, model: str) -> None:
+    """Check a model's ``modalities`` argument.
+
+    Args:
+        modalities: Modality name to band count.
+        minimum: Fewest modalities the model accepts.
+        model: Model name, for messages.
+
+    Raises:
+        ConfigurationError: If there are too few modalities or a band count is
+            not a positive integer.
+    """
+    if len(modalities) < minimum:
+        raise ConfigurationError(
+            f'{model} needs at least {minimum} modalities, got {dict(modalities)}.'
+        )
+    for name, bands in modalities.items():
+        if not isinstance(bands, int) or bands < 1:
+            raise ConfigurationError(
+                f'modalities: modality {name!r} must have a positive band count, '
+                f'got {bands!r}.'
+            )
+
+
+class SharedSpecificSegmenter(nn.Module):
+    """Specific + shared encoders, optional translation, fusion, FPN decoder.
+
+    The skeleton shared by :class:`~torchgeo_stars.models.STARS` and
+    :class:`~torchgeo_stars.models.ShaSpec`; use those. Per sample, a modality
+    is *available* (in the data) and *usable* (available and not dropped by
+    modality dropout); the fusion sees real features of usable modalities and
+    recovered ones for the others:
+
+    * specific features: with translation, the mean over usable ``i`` of
+      ``T_ij(s_i)``; without, zeros;
+    * shared features: the mean over usable ``i`` of ``h_i``.
+
+    A modality's specific encoder runs only on the samples that have it
+    (usable ones in evaluation; every available one, dropped included, when
+    alignment outputs are requested), so a missing modality costs nothing and
+    cannot influence a sample.
+
+    Attributes:
+        modalities: Modality name to band count, in the model's order.
+        specific_encoders: The specific encoders ``E_m``.
+        shared_encoder: The shared encoder ``E_sh``.
+        translation: The translators ``T_ij``, or None.
+        fusion: The per-scale fusion.
+        embedding_heads: The PSA embedding heads, or None.
+        decoder: FPN decoder and segmentation head.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, int],
+        num_classes: int,
+        *,
+        backbone: str,
+        weights: str | None,
+        shared_encoder: Literal['projection', 'backbone'],
+        encoder_depth: int,
+        decoder_channels: int,
+        decoder_segmentation_channels: int,
+        dropout: float,
+        stem_channels: int,
+        padding_mode: PaddingMode,
+        fusion: Literal['scse', 'residual'],
+        translation: bool,
+        translator_channels: int,
+        translator_blocks: int,
+        embedding_dim: int | None,
+        alignment_level: int,
+        model_name: str,
+    ) -> None:
+        """Assemble the parts (see :class:`~torchgeo_stars.models.STARS`).
+
+        Args:
+            modalities: Modality name to band count, ordered.
+            num_classes: Number of classes.
+            backbone: Encoder name.
+            weights: Pretrained encoder weights, or None.
+            shared_encoder: ``'projection'`` or ``'backbone'``.
+            encoder_depth: Encoder depth (4 or 5).
+            decoder_channels: FPN pyramid width.
+            decoder_segmentation_channels: FPN segmentation-block width.
+            dropout: FPN spatial dropout.
+            stem_channels: Stem width of a ``'backbone'`` shared encoder.
+            padding_mode: How inputs are padded to the encoder stride.
+            fusion: ``'scse'`` (STARS) or ``'residual'`` (ShaSpec).
+            translation: Whether to build translators.
+            translator_channels: Maximum hidden width of a translator.
+            translator_blocks: 3x3 conv blocks per translator and scale.
+            embedding_dim: PSA embedding size, or None for no alignment
+                outputs.
+            alignment_level: Decoder scale of the embeddings (0 = finest).
+            model_name: Name used in error messages.
+
+        Raises:
+            ConfigurationError: If an argument is out of range.
+        """
+        super().__init__()
+        check_modalities(modalities, 2, model_name)
+        if num_classes < 1:
+            raise ConfigurationError(f'num_classes must be >= 1, got {num_classes}.')
+        if not -NUM_DECODER_SCALES <= alignment_level < NUM_DECODER_SCALES:
+            raise ConfigurationError(
+                f'alignment_level must index one of the {NUM_DECODER_SCALES} decoder '
+                f'scales (0 = finest), got {alignment_level}.'
+            )
+        self.modalities: dict[str, int] = dict(modalities)
+        self.num_classes = num_classes
+        self.padding_mode: PaddingMode = padding_mode
+        self.alignment_level = alignment_level % NUM_DECODER_SCALES
+        names = list(self.modalities)
+
+        self.specific_encoders = SpecificEncoders(
+            self.modalities, backbone, encoder_depth, weights
+        )
+        channels = self.specific_encoders.out_channels
+        self.output_stride = self.specific_encoders.output_stride
+        self.shared_encoder: SharedBackbone | SharedProjection = build_shared_encoder(
+            shared_encoder,
+            self.modalities,
+            backbone,
+            encoder_depth,
+            weights,
+            channels,
+            stem_channels,
+        )
+        shared_channels = self.shared_encoder.out_channels
+        self.translation = (
+            CrossModalTranslation(
+                names, channels, translator_channels, translator_blocks
+            )
+            if translation
+            else None
+        )
+        self.fusion: SCSEFusion | ResidualFusion
+        if fusion == 'scse':
+            self.fusion = SCSEFusion(len(names), channels, shared_channels)
+        else:
+            self.fusion = ResidualFusion(len(names), channels, shared_channels)
+        self.embedding_heads = (
+            EmbeddingHeads(names, channels[self.alignment_level], embedding_dim)
+            if embedding_dim is not None
+            else None
+        )
+        self.decoder = FPNSegmentationDecoder(
+            self.fusion.out_channels,
+            num_classes,
+            decoder_channels,
+            decoder_segmentation_channels,
+            dropout,
+        )
+
+    @property
+    def modality_names(self) -> list[str]:
+        """Modality names in the model's order (the columns of ``available``)."""
+        return list(self.modalities)
+
+    def forward(
+        self,
+        inputs: Mapping[str, Tensor],
+        available: Tensor | None = None,
+        dropped: Tensor | None = None,
+        return_alignment: bool = False,
+    ) -> SegmentationOutput:
+        """Segment a batch in which any modality may be missing per sample.
+
+        Args:
+            inputs: Modality name to images ``(B, C_m, H, W)``; a modality
+                absent here is missing for every sample. ``H`` and ``W`` are
+                free (inputs are padded to the encoder stride internally).
+            available: Optional boolean ``(B, M)`` availability in the model's
+                modality order (None: every modality in *inputs* available).
+            dropped: Optional boolean ``(B, M)`` modalities the fusion must
+                treat as missing (modality dropout); their real features are
+                still computed for the alignment outputs.
+            return_alignment: Fill the alignment fields of the output even in
+                evaluation mode (they are always filled in training mode, for
+                models that have them).
+
+        Returns:
+            The :class:`SegmentationOutput`.
+
+        Raises:
+            DataError: If the inputs or flags are invalid, or a sample has no
+                usable modality.
+        """
+        state = resolve_availability(inputs, self.modalities, available, dropped)
+        alignment = self.embedding_heads is not None and (
+            self.training or return_alignment
+        )
+        encoded = state.available if alignment else state.usable
+        specific_sub, shared_sub, index = self._encode(inputs, encoded)
+        batch = state.batch_size
+        specific = {
+            name: [scatter_rows(f, index[name], batch) for f in feats]
+            for name, feats in specific_sub.items()
+        }
+        shared = {
+            name: [scatter_rows(f, index[name], batch) for f in feats]
+            for name, feats in shared_sub.items()
+        }
+        translated = self._translate(state, specific, specific_sub, index, alignment)
+        fused_specific, fused_shared = self._recover(
+            state, specific, shared, translated
+        )
+
+        padded = self._padded_size(state)
+        logits = self.decoder(
+            self.fusion(fused_specific, fused_shared),
+            padded,
+            (state.height, state.width),
+        )
+        output = SegmentationOutput(logits=logits, available=state.available)
+        if alignment:
+            self._fill_alignment(
+                output, state, specific, specific_sub, index, translated
+            )
+        return output
+
+    def _padded_size(self, state: Availability) -> tuple[int, int]:
+        """Input size padded to the encoder stride."""
+        s = self.output_stride
+        return (-(-state.height // s) * s, -(-state.width // s) * s)
+
+    def _encode(
+        self, inputs: Mapping[str, Tensor], encoded: Tensor
+    ) -> tuple[dict[str, Pyramid], dict[str, Pyramid], dict[str, Tensor | None]]:
+        """Run each specific encoder on its rows and the shared encoder on all.
+
+        Args:
+            inputs: The input images.
+            encoded: Boolean ``(B, M)``: the rows each modality is encoded for.
+
+        Returns:
+            Per encoded modality: specific features of its rows, shared
+            features of its rows, and the row indices (None: all rows).
+        """
+        names: list[str] = []
+        images: list[Tensor] = []
+        specific: list[Pyramid] = []
+        index: dict[str, Tensor | None] = {}
+        for column, name in enumerate(self.modality_names):
+            rows = encoded[:, column]
+            if not bool(rows.any()):
+                continue
+            index[name] = row_index(rows)
+            image = pad_to_multiple(
+                take_rows(inputs[name], index[name]),
+                self.output_stride,
+                self.padding_mode,
+            )
+            names.append(name)
+            images.append(image)
+            specific.append(self.specific_encoders(image, name))
+        shared = self.shared_encoder(images, specific, names)
+        return (
+            dict(zip(names, specific, strict=True)),
+            dict(zip(names, shared, strict=True)),
+            index,
+        )
+
+    def _translate(
+        self,
+        state: Availability,
+        specific: Mapping[str, Pyramid],
+        specific_sub: Mapping[str, Pyramid],
+        index: Mapping[str, Tensor | None],
+        alignment: bool,
+    ) -> dict[tuple[str, str], Pyramid]:
+        """Translate specific features between modalities where needed.
+
+        With alignment outputs, every encoded source is translated on all its
+        rows (the translation loss needs them). Otherwise a source is
+        translated only on the rows where it is usable and some other modality
+        is not (what recovery needs): with every modality present, translators
+        do not run.
+
+        Args:
+            state: The batch's availability.
+            specific: Full-batch specific features per encoded modality.
+            specific_sub: The same, on the encoded rows only.
+            index: Encoded row indices per modality.
+            alignment: Whether alignment outputs are requested.
+
+        Returns:
+            ``(source, target)`` to ``T_source,target(s_source)`` per scale,
+            full batch, zeros on rows not translated.
+        """
+        if self.translation is None:
+            return {}
+        batch = state.batch_size
+        usable = state.usable
+        translated: dict[tuple[str, str], Pyramid] = {}
+        for column, source in enumerate(self.modality_names):
+            if source not in specific:
+                continue
+            if alignment:
+                rows_index = index[source]
+                features = specific_sub[source]
+            else:
+                others = torch.cat([usable[:, :column], usable[:, column + 1 :]], 1)
+                rows = usable[:, column] & ~others.all(dim=1)
+                if not bool(rows.any()):
+                    continue
+                rows_index = row_index(rows)
+                features = [take_rows(f, rows_index) for f in specific[source]]
+            for target, pyramid in self.translation(features, source).items():
+                translated[source, target] = [
+                    scatter_rows(f, rows_index, batch) for f in pyramid
+                ]
+        return translated
+
+    def _recover(
+        self,
+        state: Availability,
+        specific: Mapping[str, Pyramid],
+        shared: Mapping[str, Pyramid],
+        translated: Mapping[tuple[str, str], Pyramid],
+    ) -> tuple[list[Pyramid], list[Pyramid]]:
+        """Specific and shared features of every modality, real or recovered.
+
+        Args:
+            state: The batch's availability.
+            specific: Full-batch specific features per encoded modality.
+            shared: Full-batch shared features per encoded modality.
+            translated: Translated features (see :meth:`_translate`).
+
+        Returns:
+            Per modality (model order): specific and shared features per scale,
+            real where the sample's modality is usable, recovered elsewhere.
+        """
+        names = self.modality_names
+        usable = state.usable
+        reference = next(iter(specific.values()))
+        shared_reference = next(iter(shared.values()))
+        encoded = [
+            (column, name) for column, name in enumerate(names) if name in shared
+        ]
+        out_specific: list[Pyramid] = []
+        out_shared: list[Pyramid] = []
+        for target_column, target in enumerate(names):
+            keep = usable[:, target_column]
+            real_s = specific.get(target)
+            real_h = shared.get(target)
+            if real_s is not None and real_h is not None and bool(keep.all()):
+                out_specific.append(real_s)
+                out_shared.append(real_h)
+                continue
+            fused_s: Pyramid = []
+            fused_h: Pyramid = []
+            for scale in range(NUM_DECODER_SCALES):
+                sources = [
+                    (translated[source, target][scale], usable[:, column])
+                    for column, source in encoded
+                    if (source, target) in translated
+                ]
+                recovered_s = (
+                    masked_mean([v for v, _ in sources], [w for _, w in sources])
+                    if sources
+                    else torch.zeros_like(reference[scale])
+                )
+                recovered_h = masked_mean(
+                    [shared[name][scale] for _, name in encoded],
+                    [usable[:, column] for column, _ in encoded],
+                )
+                s = real_s[scale] if real_s is not None else reference[scale]
+                h = real_h[scale] if real_h is not None else shared_reference[scale]
+                # A modality never encoded has keep False on every row.
+                fused_s.append(fill_missing(s, recovered_s, keep))
+                fused_h.append(fill_missing(h, recovered_h, keep))
+            out_specific.append(fused_s)
+            out_shared.append(fused_h)
+        return out_specific, out_shared
+
+    def _fill_alignment(
+        self,
+        output: SegmentationOutput,
+        state: Availability,
+        specific: Mapping[str, Pyramid],
+        specific_sub: Mapping[str, Pyramid],
+        index: Mapping[str, Tensor | None],
+        translated: Mapping[tuple[str, str], Pyramid],
+    ) -> None:
+        """Fill the alignment fields of *output*, cropped to the input extent.
+
+        Feature maps cover the padded input; they are cropped to
+        ``ceil(H / stride) x ceil(W / stride)``, the cells that overlap the
+        unpadded input. Modalities absent from the whole batch get zeros.
+
+        Args:
+            output: The output to complete.
+            state: The batch's availability.
+            specific: Full-batch specific features per encoded modality.
+            specific_sub: The same, on the encoded rows only.
+            index: Encoded row indices per modality.
+            translated: Translated features per ordered pair.
+        """
+        heads = self.embedding_heads
+        if heads is None:
+            return
+        padded_height, padded_width = self._padded_size(state)
+        reference = next(iter(specific.values()))
+
+        def crop(x: Tensor) -> Tensor:
+            stride_h = padded_height // x.shape[-2]
+            stride_w = padded_width // x.shape[-1]
+            return crop_to(x, -(-state.height // stride_h), -(-state.width // stride_w))
+
+        level = self.alignment_level
+        zeros = [torch.zeros_like(f) for f in reference]
+        for name in self.modality_names:
+            output.specific[name] = [crop(f) for f in specific.get(name, zeros)]
+            if name in specific_sub:
+                embedded = heads(specific_sub[name][level], name)
+                embedding = scatter_rows(embedded, index[name], state.batch_size)
+            else:
+                shape = reference[level].shape
+                embedding = reference[level].new_zeros(
+                    (shape[0], heads.dim, *shape[2:])
+                )
+            output.embeddings[name] = crop(embedding)
+        if self.translation is None:
+            return
+        for source in self.modality_names:
+            for target in self.modality_names:
+                if source != target:
+                    pyramid = translated.get((source, target), zeros)
+                    output.translated[source, target] = [crop(f) for f in pyramid]
+
+    def count_parameters(self) -> int:
+        """Number of trainable parameters.
+
+        Returns:
+            The count.
+        """
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

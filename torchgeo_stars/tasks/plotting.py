@@ -1,0 +1,120 @@
+"""Figures of a sample: each modality, the label, and a prediction per scenario."""
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from torch import Tensor
+
+
+def default_colors(num_classes: int) -> list[tuple[int, int, int]]:
+    """Distinct RGB colours for *num_classes* classes (matplotlib's tab20).
+
+    Args:
+        num_classes: Number of classes.
+
+    Returns:
+        One ``(r, g, b)`` tuple in 0..255 per class.
+    """
+    cmap = plt.get_cmap('tab20')
+    return [
+        tuple(int(255 * c) for c in cmap(index % 20)[:3])  # type: ignore[misc]
+        for index in range(num_classes)
+    ]
+
+
+def display_image(image: Tensor) -> np.ndarray:
+    """Turn a ``(C, H, W)`` modality image into something ``imshow`` can show.
+
+    Three or more bands show as RGB from the first three bands in reverse order
+    when there are four (blue, green, red, NIR gives red, green, blue); one or
+    two bands show the first band in grey. Each shown band is stretched between
+    its 2nd and 98th percentiles.
+
+    Args:
+        image: The modality's bands.
+
+    Returns:
+        ``(H, W, 3)`` or ``(H, W)`` floats in [0, 1].
+    """
+    array = image.detach().float().cpu().numpy()
+    if array.shape[0] >= 3:
+        bands = [2, 1, 0] if array.shape[0] == 4 else [0, 1, 2]
+        array = np.moveaxis(array[bands], 0, -1)
+    else:
+        array = array[0]
+    low, high = np.nanpercentile(array, [2, 98])
+    scaled = (array - low) / max(float(high - low), 1e-6)
+    return np.clip(np.nan_to_num(scaled), 0, 1)
+
+
+def plot_scenarios(
+    images: Mapping[str, Tensor],
+    mask: Tensor | None,
+    predictions: Mapping[str, Tensor],
+    class_names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]] | None = None,
+    available: Mapping[str, bool] | None = None,
+) -> Figure:
+    """Plot one sample's modalities, label and predictions side by side.
+
+    Args:
+        images: Modality name to its ``(C, H, W)`` image.
+        mask: ``(H, W)`` class indices, or None when there is no label.
+        predictions: Scenario name to a ``(H, W)`` predicted class map.
+        class_names: Class names, for the legend.
+        colors: RGB colour per class (0..255); defaults to :func:`default_colors`.
+        available: Modality name to whether the sample has it; a missing one
+            is drawn as an empty panel titled "(missing)".
+
+    Returns:
+        The figure (the caller closes it).
+    """
+    colors = list(colors) if colors is not None else default_colors(len(class_names))
+    cmap = ListedColormap(np.asarray(colors, dtype=float) / 255)
+    panels = len(images) + (mask is not None) + len(predictions)
+    figure, axes = plt.subplots(1, panels, figsize=(3 * panels, 3.4), squeeze=False)
+    row = list(axes[0])
+    for (name, image), axis in zip(images.items(), row, strict=False):
+        present = available is None or available.get(name, True)
+        if present:
+            axis.imshow(display_image(image), cmap='gray')
+        axis.set_title(name if present else f'{name} (missing)')
+    rest = row[len(images) :]
+    label_kwargs = {'cmap': cmap, 'vmin': 0, 'vmax': len(class_names) - 1}
+    label_kwargs['interpolation'] = 'nearest'
+    if mask is not None:
+        rest[0].imshow(mask.cpu().numpy(), **label_kwargs)
+        rest[0].set_title('label')
+        rest = rest[1:]
+    for (scenario, prediction), axis in zip(predictions.items(), rest, strict=True):
+        axis.imshow(prediction.cpu().numpy(), **label_kwargs)
+        axis.set_title(scenario, fontsize=9)
+    for axis in row:
+        axis.set_axis_off()
+    handles = [
+        matplotlib.patches.Patch(color=cmap(index), label=name)
+        for index, name in enumerate(class_names)
+    ]
+    figure.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8))
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    return figure
+
+
+def predictions_to_classes(logits: Tensor) -> Tensor:
+    """Arg-max over the class dimension.
+
+    Args:
+        logits: ``(B, K, H, W)`` class scores.
+
+    Returns:
+        ``(B, H, W)`` class indices.
+    """
+    return torch.argmax(logits, dim=1)
