@@ -7,4 +7,6 @@ when any of them is missing at inference time.
 
 __version__ = '0.1.0.dev0'
 
-__all__ = ['__version__']
+from .tasks import STARSSegmentationTask
+
+__all__ = ['STARSSegmentationTask', '__version__']

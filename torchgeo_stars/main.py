@@ -7,7 +7,8 @@ next to TorchGeo's own. Two more commands:
 * ``torchgeo-stars synthetic OUT_DIR [--size --seed --classes]`` writes the
   synthetic demo scene;
 * ``torchgeo-stars predict-geotiff --checkpoint CKPT --optical A.tif ...``
-  writes a georeferenced prediction.
+  writes a georeferenced prediction, ``torchgeo-stars join-geotiff`` joins
+  the parts of a sharded one.
 
 Errors a user can fix are printed as one line and the command exits with
 status 2, without a traceback.
@@ -18,9 +19,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .errors import STARSError
-
-#: Commands handled by this package rather than by LightningCLI.
-EXTRA_COMMANDS = ('synthetic', 'predict-geotiff')
 
 
 def synthetic_main(argv: Sequence[str]) -> int:
@@ -74,6 +72,20 @@ def predict_geotiff_main(argv: Sequence[str]) -> int:
     return inference_main(list(argv))
 
 
+def join_geotiff_main(argv: Sequence[str]) -> int:
+    """Join sharded predictions into one COG (``torchgeo-stars join-geotiff``).
+
+    Args:
+        argv: Arguments after the command name.
+
+    Returns:
+        The exit status.
+    """
+    from .inference import join_main
+
+    return join_main(list(argv))
+
+
 def lightning_main(argv: Sequence[str]) -> int:
     """Run TorchGeo's LightningCLI with this package's classes registered.
 
@@ -88,8 +100,37 @@ def lightning_main(argv: Sequence[str]) -> int:
     # Importing registers our subclasses so their short names resolve.
     from . import datamodules, tasks  # noqa: F401
 
-    torchgeo.main.main(list(argv))
+    # LightningCLI reads sys.argv; give it exactly these arguments.
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else 'torchgeo-stars', *argv]
+    try:
+        torchgeo.main.main()
+    finally:
+        sys.argv = saved
     return 0
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """Find the error a user can fix behind *error*, if there is one.
+
+    LightningCLI (through jsonargparse) re-raises errors of the classes it
+    instantiates as its own ``ValueError``; the original is in the chain.
+
+    Args:
+        error: The exception that stopped the command.
+
+    Returns:
+        The first :class:`~torchgeo_stars.errors.STARSError` or
+        :class:`FileExistsError` in the exception chain, or None.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, STARSError | FileExistsError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,16 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[Sequence[str]], int]] = {
         'synthetic': synthetic_main,
         'predict-geotiff': predict_geotiff_main,
+        'join-geotiff': join_geotiff_main,
     }
     try:
         if args and args[0] in commands:
             return commands[args[0]](args[1:])
         return lightning_main(args)
-    except STARSError as error:
-        print(f'torchgeo-stars: error: {error}', file=sys.stderr)
-        return 2
-    except FileExistsError as error:
-        print(f'torchgeo-stars: error: {error}', file=sys.stderr)
+    except Exception as error:
+        cause = user_error(error)
+        if cause is None:
+            raise
+        message = ' '.join(str(cause).split())
+        print(f'torchgeo-stars: error: {message}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('torchgeo-stars: interrupted', file=sys.stderr)

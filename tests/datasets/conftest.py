@@ -1,9 +1,10 @@
 """Fixtures of the multimodal dataset tests (files under tests/data/)."""
 
 import pytest
-from geodata_utils import MULTIMODAL, OPTICAL_REGEX
 
 from torchgeo_stars.datasets import DSMRaster, MaskRaster, OpticalRaster, SARRaster
+
+from .geodata_utils import MULTIMODAL, OPTICAL_REGEX
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from geodata_utils import MULTIMODAL, window
 
 from torchgeo_stars.datasets import (
     DSMRaster,
@@ -19,6 +18,8 @@ from torchgeo_stars.datasets import (
     pair_modalities,
 )
 from torchgeo_stars.errors import ConfigurationError, DataError
+
+from .geodata_utils import MULTIMODAL, window
 
 
 def valid_pixels(path: str, rule: str) -> np.ndarray:

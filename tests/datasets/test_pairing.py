@@ -5,17 +5,6 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
-from geodata_utils import (
-    MULTIMODAL,
-    OPTICAL_REGEX,
-    RES,
-    SENTINEL2,
-    SQUARE_COLS,
-    SQUARE_ROWS,
-    X0,
-    Y0,
-    window,
-)
 from pyproj import Transformer
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -41,6 +30,18 @@ from torchgeo_stars.datasets import (
     pair_modalities,
 )
 from torchgeo_stars.errors import ConfigurationError, DataError
+
+from .geodata_utils import (
+    MULTIMODAL,
+    OPTICAL_REGEX,
+    RES,
+    SENTINEL2,
+    SQUARE_COLS,
+    SQUARE_ROWS,
+    X0,
+    Y0,
+    window,
+)
 
 KEYS = {'image_optical', 'image_sar', 'image_dsm', 'mask', 'bounds', 'transform'}
 

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
-from geodata_utils import CORRUPT, MULTIMODAL, SENTINEL2, window
 from rasterio.enums import Resampling
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import Sample
@@ -21,6 +20,8 @@ from torchgeo_stars.datasets import (
     SARRaster,
 )
 from torchgeo_stars.errors import ConfigurationError, DataError
+
+from .geodata_utils import CORRUPT, MULTIMODAL, SENTINEL2, window
 
 S2_REGEX = r'^T(?P<tile>\w{5})_(?P<date>\d{8})_(?P<band>B\d{2})\.tif$'
 
@@ -180,6 +181,21 @@ def test_separate_files_per_band() -> None:
         np.testing.assert_array_equal(image[1], 200 + 16 * rows + cols + offset)
 
 
+def test_separate_files_without_dates() -> None:
+    dataset = OpticalRaster(
+        SENTINEL2,
+        filename_regex=r'^T\w{5}_\d{8}_(?P<band>B\d{2})\.tif$',
+        separate_files=True,
+        bands=['B04'],
+    )
+    assert len(dataset) == 2
+    assert dataset.index.index[0].left == pd.Timestamp.min
+    image = dataset[window(0, 0, 16, 16)]['image_optical'].numpy()
+    rows, cols = np.mgrid[0:16, 0:16]
+    # Both scenes cover the window; the first file's valid pixels win
+    np.testing.assert_array_equal(image[0], 400 + 16 * rows + cols)
+
+
 def test_documented_subclass() -> None:
     class Sentinel2(OpticalRaster):
         filename_glob = 'T*_B0[2348].tif'
@@ -259,6 +275,17 @@ def test_wrong_band_names() -> None:
 def test_all_bands_count_mismatch() -> None:
     with pytest.raises(DataError, match='has 4'):
         OpticalRaster(MULTIMODAL / 'optical', all_bands=['r', 'g', 'b'])
+
+
+def test_separate_files_first_band_missing_everywhere() -> None:
+    with pytest.raises(DataError, match="no file of band 'B05'"):
+        OpticalRaster(
+            SENTINEL2,
+            filename_regex=S2_REGEX,
+            separate_files=True,
+            all_bands=['B02', 'B05'],
+            bands=['B05', 'B02'],
+        )
 
 
 def test_separate_files_needs_band_group() -> None:

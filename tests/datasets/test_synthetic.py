@@ -81,7 +81,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticScene:
 def rich_scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticScene:
     """An 8-class scene large enough for distribution comparisons."""
     root = tmp_path_factory.mktemp('rich')
-    return make_synthetic_scene(root, size=128, seed=3, num_classes=8)
+    return make_synthetic_scene(root, size=192, seed=3, num_classes=8)
 
 
 @pytest.fixture(scope='module')

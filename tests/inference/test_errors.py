@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import ORIGIN, PixelModel, write_raster
 from rasterio.transform import from_origin
 
 from torchgeo_stars.errors import ConfigurationError, DataError
 from torchgeo_stars.inference import load_predictor, predict_geotiff
+
+from .helpers import ORIGIN, PixelModel, write_raster
 
 OPTICAL = {'optical': 3}
 Optical = tuple[Path, np.typing.NDArray[np.float32]]

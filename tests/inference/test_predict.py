@@ -6,14 +6,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import (
-    ORIGIN,
-    ContextModel,
-    PixelModel,
-    pixel_probabilities,
-    read,
-    write_raster,
-)
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 
@@ -22,6 +14,15 @@ from torchgeo_stars.inference import (
     PROBABILITY_SCALE,
     predict_geotiff,
     probabilities_path,
+)
+
+from .helpers import (
+    ORIGIN,
+    ContextModel,
+    PixelModel,
+    pixel_probabilities,
+    read,
+    write_raster,
 )
 
 OPTICAL = {'optical': 3}
@@ -108,7 +109,7 @@ def test_constant_input_has_no_seam(tmp_path: Path) -> None:
         probabilities='float32',
     )
 
-    def largest_step(probabilities: np.typing.NDArray[np.float32]) -> float:
+    def largest_step(probabilities: np.typing.NDArray[Any]) -> float:
         inner = probabilities[:, 2:-2, 2:-2]
         return float(
             max(
@@ -248,6 +249,7 @@ def test_other_crs_and_resolution_are_reprojected_onto_the_reference(
         model.conv.weight.zero_()
         model.conv.weight[0, 1] = -1.0
         model.conv.weight[1, 1] = 1.0
+        assert model.conv.bias is not None
         model.conv.bias.copy_(torch.tensor([5.5, -5.5]))
     out = _predict(
         model,
@@ -278,6 +280,7 @@ def test_finer_input_is_resampled_onto_the_reference_grid(tmp_path: Path) -> Non
         model.conv.weight.zero_()
         model.conv.weight[0, 1] = -1.0
         model.conv.weight[1, 1] = 1.0
+        assert model.conv.bias is not None
         model.conv.bias.copy_(torch.tensor([5.5, -5.5]))
     out = _predict(
         model,

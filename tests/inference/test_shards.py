@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import ContextModel, read, write_raster
 from rio_cogeo.cogeo import cog_validate
 
 from torchgeo_stars.errors import ConfigurationError, DataError
@@ -14,6 +13,8 @@ from torchgeo_stars.inference import (
     probabilities_path,
     shard_rows,
 )
+
+from .helpers import ContextModel, read, write_raster
 
 OPTICAL = {'optical': 3}
 

@@ -24,7 +24,9 @@ def numpy_scores(
     return accuracy, float(np.mean(ious)), float(np.mean(f1s))
 
 
-def confusion(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> torch.Tensor:
+def confusion(
+    truth: np.ndarray, predicted: np.ndarray, num_classes: int
+) -> torch.Tensor:
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (truth, predicted), 1)
     return torch.from_numpy(matrix)

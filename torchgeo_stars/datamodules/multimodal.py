@@ -1,5 +1,8 @@
 """A GeoDataModule over per-modality rasters paired by geographic extent."""
 
+import contextlib
+import io
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -23,6 +26,9 @@ from ..datasets import (
 )
 from ..errors import ConfigurationError, DataError
 from .augmentation import JointFlipRotate
+from .splits import Box, Stripe, cut_stripes, grid_area, inner_box, random_patch_margin
+
+logger = logging.getLogger(__name__)
 
 #: Dataset class used for each standard modality name; other names use
 #: :class:`~torchgeo_stars.datasets.ModalityRaster`.
@@ -32,40 +38,16 @@ MODALITY_CLASSES: dict[str, type[ModalityRaster]] = {
     'dsm': DSMRaster,
 }
 
-Split = Literal['train', 'val', 'test']
 
-
-def _stripes(
-    bounds: tuple[float, float, float, float],
-    fractions: Sequence[float],
-    axis: Literal['x', 'y'],
-) -> list[shapely.Polygon]:
-    """Cut a bounding box into consecutive stripes of the given area fractions.
-
-    Args:
-        bounds: ``(xmin, ymin, xmax, ymax)``.
-        fractions: Fraction of the box per stripe, summing to 1.
-        axis: ``'x'`` cuts west to east, ``'y'`` north to south.
-
-    Returns:
-        One box per fraction (empty fractions give None-like zero-area boxes).
-    """
-    xmin, ymin, xmax, ymax = bounds
-    boxes = []
-    start = 0.0
-    for fraction in fractions:
-        stop = start + fraction
-        if axis == 'x':
-            box = shapely.box(
-                xmin + start * (xmax - xmin), ymin, xmin + stop * (xmax - xmin), ymax
-            )
-        else:
-            box = shapely.box(
-                xmin, ymax - stop * (ymax - ymin), xmax, ymax - start * (ymax - ymin)
-            )
-        boxes.append(box)
-        start = stop
-    return boxes
+def _describe(box: Box, dataset: GeoDataset) -> str:
+    """A box, its size in pixels and the CRS, for error messages."""
+    xres, yres = dataset.res
+    width = (box[2] - box[0]) / xres
+    height = (box[3] - box[1]) / yres
+    return (
+        f'{tuple(round(v, 2) for v in box)} ({width:.0f} x {height:.0f} pixels of '
+        f'{xres:g} units, CRS {dataset.crs.to_string()})'
+    )
 
 
 class MultimodalDataModule(GeoDataModule):
@@ -75,15 +57,26 @@ class MultimodalDataModule(GeoDataModule):
     paths) per modality and the label path, reprojected onto the first
     modality's grid (or *crs* / *res*), then splits it by geographic area into
     consecutive stripes, train / val / test from west to east (or north to
-    south), so no pixel is shared between splits. Training draws random
-    patches (:class:`~torchgeo.samplers.RandomPatchSampler`); validation, test
-    and prediction a grid (:class:`~torchgeo.samplers.GriddedPatchSampler`).
-    Batches keep ``bounds`` and ``transform`` through to ``predict_step``.
+    south), so no pixel is shared between splits:
+
+    * the stripes are cut on whole pixels of the first modality's grid, so
+      every patch is read on that grid (files on it are not resampled);
+    * the val and test stripes are rounded to a whole number of patches (at
+      least one), so their grids of patches stay inside them;
+    * training draws random patches inside the train stripe
+      (:class:`~torchgeo.samplers.RandomPatchSampler`, seeded with *seed*);
+      validation and test a grid
+      (:class:`~torchgeo.samplers.GriddedPatchSampler`); prediction a grid
+      over the whole area of the images, without labels.
+
+    Batches keep ``bounds`` and ``transform`` (TorchGeo's float32 tensors)
+    through to ``predict_step``.
 
     After a batch reaches the device, each modality is normalised with its own
-    per-band statistics (given, or estimated from the training area with
-    :func:`~torchgeo_stars.datasets.compute_statistics`); training batches then
-    get the same random flips and quarter turns on every modality and the mask.
+    per-band statistics (given, or estimated from the training stripe with
+    :func:`~torchgeo_stars.datasets.compute_statistics`), unavailable
+    modalities are zeros; training batches then get the same random flips and
+    quarter turns on every modality and the mask (:class:`JointFlipRotate`).
     :attr:`statistics` is saved in the task's checkpoints for inference.
     """
 
@@ -131,21 +124,24 @@ class MultimodalDataModule(GeoDataModule):
                 pixels the label files do not cover).
             crs: CRS of the common grid (default: the first modality's).
             res: Resolution of the common grid in CRS units.
-            statistics: Per-modality normalisation statistics; estimated from
-                the training area when None (or for the modalities left out).
+            statistics: Per-modality normalisation statistics, used as given;
+                estimated from the training stripe when None (or for the
+                modalities left out).
             batch_size: Samples per batch.
             patch_size: Patch width and height in pixels.
             length: Training patches per epoch (default: enough to cover the
-                training area about once).
+                training stripe about twice).
             num_workers: DataLoader worker processes.
-            val_fraction: Fraction of the area for validation.
-            test_fraction: Fraction of the area for testing.
+            val_fraction: Fraction of the area for validation (rounded to whole
+                patches, at least one).
+            test_fraction: Fraction of the area for testing (likewise).
             split_axis: ``'x'``: train, val, test stripes from west to east;
                 ``'y'``: from north to south.
             augment: Random flips and quarter turns during training.
             statistics_samples: Windows read per modality to estimate
                 statistics.
-            seed: Seed of the statistics windows.
+            seed: Seed of the statistics windows and of the training patch
+                positions.
 
         Raises:
             ConfigurationError: If the arguments are inconsistent.
@@ -155,7 +151,8 @@ class MultimodalDataModule(GeoDataModule):
         unknown = sorted(set(optional) - set(paths))
         if unknown:
             raise ConfigurationError(
-                f'optional: {unknown} are not among the modalities {list(paths)}.'
+                f'optional: {unknown} are not among the modalities {list(paths)}; '
+                'name modalities that are keys of paths.'
             )
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
             raise ConfigurationError(
@@ -167,8 +164,23 @@ class MultimodalDataModule(GeoDataModule):
                 f'val_fraction + test_fraction = {val_fraction + test_fraction} leaves '
                 'no training area; make their sum smaller than 1.'
             )
+        if split_axis not in ('x', 'y'):
+            raise ConfigurationError(
+                f"split_axis must be 'x' (west to east) or 'y' (north to south), "
+                f'got {split_axis!r}.'
+            )
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int):
+            raise ConfigurationError(
+                f'patch_size must be an int (pixels), got {patch_size!r}.'
+            )
         if patch_size < 8:
             raise ConfigurationError(f'patch_size must be >= 8, got {patch_size}.')
+        if batch_size < 1:
+            raise ConfigurationError(f'batch_size must be >= 1, got {batch_size}.')
+        if statistics_samples < 1:
+            raise ConfigurationError(
+                f'statistics_samples must be >= 1, got {statistics_samples}.'
+            )
         super().__init__(
             PairedDataset,
             batch_size=batch_size,
@@ -176,6 +188,7 @@ class MultimodalDataModule(GeoDataModule):
             length=length,
             num_workers=num_workers,
         )
+        self.patch_size: int = patch_size
         self.paths = {name: path for name, path in paths.items()}
         self.mask_paths = mask
         self.optional = tuple(optional)
@@ -183,13 +196,22 @@ class MultimodalDataModule(GeoDataModule):
         self.ignore_index = ignore_index
         self.crs = crs
         self.res = res
-        self.given_statistics = dict(statistics or {})
+        self.given_statistics = {
+            name: ModalityStatistics.coerce(value)
+            for name, value in (statistics or {}).items()
+        }
+        extra = sorted(set(self.given_statistics) - set(paths))
+        if extra:
+            raise ConfigurationError(
+                f'statistics: {extra} are not among the modalities {list(paths)}.'
+            )
         self.fractions = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
         self.split_axis = split_axis
         self.statistics_samples = statistics_samples
         self.seed = seed
         self.statistics: dict[str, ModalityStatistics] = {}
         self.dataset: PairedDataset | None = None
+        self.stripes: dict[str, Stripe] = {}
         self.augmentation = JointFlipRotate() if augment else None
         self.normalize: NormalizeModalities | None = None
 
@@ -204,6 +226,43 @@ class MultimodalDataModule(GeoDataModule):
             raise RuntimeError('call setup() before reading modalities')
         return dict(self.dataset.num_bands)
 
+    def layout_of(self, name: str) -> dict[str, Any]:
+        """Keyword arguments of a modality's dataset class, defaults included.
+
+        SAR in linear scale is converted to decibels unless its layout says
+        ``to_db: false``: speckle is multiplicative, so decibels make it
+        additive and the values close to normal, which suits normalisation.
+
+        Args:
+            name: Modality name.
+
+        Returns:
+            The arguments.
+        """
+        kwargs = dict(self.layouts.get(name, {}))
+        if name == 'sar' and kwargs.get('input_scale', 'linear') == 'linear':
+            kwargs.setdefault('to_db', True)
+        return kwargs
+
+    @property
+    def reader_options(self) -> dict[str, dict[str, Any]]:
+        """How each modality's values are read, for inference on new files.
+
+        The value conversions of :meth:`layout_of` (``bands``, ``nodata``,
+        ``to_db``, ``input_scale``, ``min_valid``), without the file-name
+        patterns, which belong to this data's folders. The task saves them in
+        its checkpoints so ``predict-geotiff`` reads rasters as training did.
+        """
+        value_options = ('bands', 'nodata', 'to_db', 'input_scale', 'min_valid')
+        return {
+            name: {
+                key: value
+                for key, value in self.layout_of(name).items()
+                if key in value_options
+            }
+            for name in self.paths
+        }
+
     def _modality_dataset(self, name: str, path: str | Sequence[str]) -> ModalityRaster:
         """Index one modality's files.
 
@@ -214,190 +273,268 @@ class MultimodalDataModule(GeoDataModule):
         Returns:
             The modality's dataset.
         """
-        kwargs = dict(self.layouts.get(name, {}))
-        if name == 'sar' and kwargs.get('input_scale', 'linear') == 'linear':
-            # Speckle is multiplicative: decibels make it additive and the
-            # values close to normal, which suits normalisation and training.
-            kwargs.setdefault('to_db', True)
+        kwargs = self.layout_of(name)
         cls = MODALITY_CLASSES.get(name)
         if cls is None:
             return ModalityRaster(path, modality=name, **kwargs)
         return cls(path, **kwargs)
 
-    def _build(
-        self,
-        with_mask: bool,
-        statistics: Mapping[str, ModalityStatistics] | None = None,
-    ) -> PairedDataset:
+    def _build(self, with_mask: bool) -> PairedDataset:
         """Index every modality (and the labels) and pair them on one grid.
 
+        TorchGeo prints a line each time it reprojects a dataset; that output
+        goes to this module's logger (DEBUG) instead of stdout.
+
         Args:
-            with_mask: Whether labels are needed.
-            statistics: Statistics whose band means fill invalid pixels.
+            with_mask: Whether to read labels.
 
         Returns:
-            The paired dataset over the whole area.
+            The paired dataset over the whole area (invalid pixels filled with
+            zeros; see :meth:`_with_statistics`).
 
         Raises:
             ConfigurationError: If labels are needed but no mask path is given.
         """
-        images = {
-            name: self._modality_dataset(name, path)
-            for name, path in self.paths.items()
-        }
-        mask = None
-        if with_mask:
-            if self.mask_paths is None:
-                raise ConfigurationError(
-                    'mask: training, validation and testing need labels; give the '
-                    'label folder or file as data.mask.'
-                )
-            mask = MaskRaster(
-                self.mask_paths,
-                ignore_index=self.ignore_index,
-                **self.layouts.get('mask', {}),
+        if with_mask and self.mask_paths is None:
+            raise ConfigurationError(
+                'mask: training, validation and testing need labels; give the '
+                'label folder or file as data.mask (MultimodalDataModule(mask=...)).'
             )
-        return pair_modalities(
-            images,
-            mask,
-            optional=self.optional,
-            crs=self.crs,
-            res=self.res,
-            statistics=statistics,
-        )
+        messages = io.StringIO()
+        with contextlib.redirect_stdout(messages):
+            images = {
+                name: self._modality_dataset(name, path)
+                for name, path in self.paths.items()
+            }
+            mask = None
+            if with_mask:
+                assert self.mask_paths is not None
+                mask = MaskRaster(
+                    self.mask_paths,
+                    ignore_index=self.ignore_index,
+                    **self.layouts.get('mask', {}),
+                )
+            dataset = pair_modalities(
+                images, mask, optional=self.optional, crs=self.crs, res=self.res
+            )
+        for line in messages.getvalue().splitlines():
+            logger.debug('%s', line)
+        return dataset
 
-    def _split(self, dataset: PairedDataset) -> dict[Split, GeoDataset]:
-        """Cut the paired dataset into train / val / test areas.
+    def _with_statistics(self, dataset: PairedDataset) -> PairedDataset:
+        """The same pairing, with invalid pixels filled with the band means.
 
         Args:
-            dataset: The paired dataset over the whole area.
+            dataset: A paired dataset from :meth:`_build`.
 
         Returns:
-            The dataset of each split.
+            A paired dataset over the same (already reprojected) member datasets.
+        """
+        return PairedDataset(
+            dataset.modality_datasets,
+            dataset.mask_dataset,
+            optional=dataset.optional,
+            statistics=self.statistics,
+            spatial_only=dataset.spatial_only,
+        )
+
+    def _area(self, dataset: PairedDataset) -> Box:
+        """The paired area on whole pixels of the first modality's grid.
+
+        Args:
+            dataset: The paired dataset.
+
+        Returns:
+            ``(xmin, ymin, xmax, ymax)``.
 
         Raises:
-            DataError: If a split's area cannot hold one patch.
+            DataError: If the area is less than a pixel wide or high.
         """
-        xmin, ymin, xmax, ymax = dataset.index.total_bounds
-        boxes = _stripes((xmin, ymin, xmax, ymax), self.fractions, self.split_axis)
-        names: list[Split] = ['train', 'val', 'test']
-        kept = [
-            (n, b, f)
-            for n, b, f in zip(names, boxes, self.fractions, strict=True)
-            if f > 0
-        ]
-        parts = roi_split(dataset, [box for _, box, _ in kept])
-        splits: dict[Split, GeoDataset] = {}
-        patch = (
-            self.patch_size
-            if isinstance(self.patch_size, int)
-            else max(self.patch_size)
-        )
-        resx, resy = dataset.res
-        for (name, box, _), part in zip(kept, parts, strict=True):
-            bx0, by0, bx1, by1 = (
-                part.index.total_bounds if len(part.index) else (0, 0, 0, 0)
+        reference = dataset.modality_datasets[dataset.modalities[0]]
+        xmin, _, _, ymax = reference.index.total_bounds
+        area = grid_area(dataset, (float(xmin), float(ymax)))
+        if area[2] <= area[0] or area[3] <= area[1]:
+            raise DataError(
+                'the modalities (and labels) overlap on less than one pixel '
+                f'({tuple(dataset.index.total_bounds)}); check the paths.'
             )
-            width, height = (bx1 - bx0) / resx, (by1 - by0) / resy
-            if len(part.index) == 0 or min(width, height) < patch:
-                raise DataError(
-                    f'the {name} area {tuple(round(v, 2) for v in box.bounds)} '
-                    f'({width:.0f} x {height:.0f} pixels of {resx:g} units, CRS '
-                    f'{dataset.crs.to_string()}) cannot hold one {patch} x {patch} '
-                    'patch; use a smaller patch_size, change the split fractions, or '
-                    'give a larger area.'
-                )
-            splits[name] = part
-        return splits
+        return area
+
+    def _stripes(self, dataset: PairedDataset) -> dict[str, Stripe]:
+        """Cut the paired area into the train / val / test stripes.
+
+        Args:
+            dataset: The paired dataset.
+
+        Returns:
+            Split name to its stripe (splits with fraction 0 left out).
+        """
+        stripes = cut_stripes(
+            self._area(dataset),
+            dataset.res,
+            self.fractions,
+            self.split_axis,
+            self.patch_size,
+        )
+        return {stripe.name: stripe for stripe in stripes}
 
     def _statistics(
-        self, dataset: PairedDataset, train: GeoDataset
+        self, dataset: PairedDataset, train: Stripe
     ) -> dict[str, ModalityStatistics]:
         """Per-modality statistics: given ones, the rest estimated on *train*.
 
         Args:
-            dataset: The paired dataset over the whole area.
-            train: Its training split (statistics are read only there).
+            dataset: The paired dataset.
+            train: The training stripe (statistics are read only there).
 
         Returns:
             Modality name to its statistics.
+
+        Raises:
+            DataError: If a modality has no file in the training stripe.
         """
         stats: dict[str, ModalityStatistics] = {}
-        area = shapely.box(*train.index.total_bounds)
-        patch = (
-            self.patch_size
-            if isinstance(self.patch_size, int)
-            else max(self.patch_size)
-        )
         for name in dataset.modalities:
             given = self.given_statistics.get(name)
             if given is not None:
-                stats[name] = ModalityStatistics.coerce(given)
+                stats[name] = given
                 continue
-            source = roi_split(dataset.modality_datasets[name], [area])[0]
+            source = roi_split(dataset.modality_datasets[name], [train.polygon])[0]
+            if len(source.index) == 0 or source.index.geometry.union_all().area <= 0:
+                raise DataError(
+                    f'modality {name!r} has no file in the train area '
+                    f'{_describe(train.box, dataset)}, so its statistics cannot be '
+                    f'estimated; give them as statistics={{{name!r}: {{"mean": '
+                    '[...], "std": [...]}}}, or change split_axis / the fractions.'
+                )
             stats[name] = compute_statistics(
                 source,
                 name,
                 num_samples=self.statistics_samples,
-                patch_size=patch,
+                patch_size=self.patch_size,
                 seed=self.seed,
             )
         return stats
 
+    def _check_train_area(self, dataset: PairedDataset, stripe: Stripe) -> None:
+        """Check that random patches fit in the training stripe.
+
+        Args:
+            dataset: The paired dataset.
+            stripe: The training stripe.
+
+        Raises:
+            DataError: If the stripe cannot hold a random patch.
+        """
+        margin = random_patch_margin(self.patch_size, dataset.res)
+        footprint = dataset.index.geometry.union_all() & stripe.polygon
+        if shapely.buffer(footprint, -margin).is_empty:
+            resx = dataset.res[0]
+            raise DataError(
+                f'the train area {_describe(stripe.box, dataset)} cannot hold random '
+                f"{self.patch_size} x {self.patch_size} patches: TorchGeo's "
+                'RandomPatchSampler keeps patch centres half a patch diagonal '
+                f'({margin / resx:.1f} pixels) from the edges, so the area needs more '
+                f'than {2 * margin / resx:.0f} pixels across. Use a smaller '
+                'patch_size, smaller val_fraction / test_fraction (the val and test '
+                'stripes are rounded to whole patches), or a larger area.'
+            )
+
+    def _grid_sampler(self, dataset: GeoDataset, box: Box) -> GriddedPatchSampler:
+        """A grid of non-overlapping patches over *box*.
+
+        Args:
+            dataset: The split (its bounds are on the pixel grid).
+            box: The area to cover.
+
+        Returns:
+            The sampler.
+        """
+        return GriddedPatchSampler(
+            dataset,
+            size=self.patch_size,
+            stride=self.patch_size,
+            roi=shapely.box(*inner_box(box, dataset.res)),
+        )
+
     def setup(self, stage: str) -> None:
         """Index and pair the files, split by area, estimate statistics.
 
-        Statistics are estimated once, on the training area, and reused by
-        later stages.
+        Statistics are estimated once, on the training stripe, and reused by
+        later stages. Prediction covers the whole area of the images; labels
+        are then not read (but still bound the training stripe the statistics
+        come from, when a mask path is given).
 
         Args:
             stage: ``'fit'``, ``'validate'``, ``'test'`` or ``'predict'``.
 
         Raises:
-            DataError: If a split needed by *stage* has no area.
+            ConfigurationError: If *stage* needs labels and no mask is given.
+            DataError: If a split needed by *stage* has no area or is too small.
         """
-        with_mask = stage != 'predict' or self.mask_paths is not None
-        if not self.statistics:
-            unfilled = self._build(with_mask)
-            self.statistics = self._statistics(unfilled, self._split(unfilled)['train'])
-        self.dataset = self._build(with_mask, self.statistics)
+        predict = stage == 'predict'
+        labelled = self._build(with_mask=not predict or self.mask_paths is not None)
+        stripes: dict[str, Stripe] = {}
+        if not predict:
+            stripes = self._stripes(labelled)
+        elif any(n not in self.statistics for n in labelled.modalities):
+            try:
+                stripes = self._stripes(labelled)
+            except DataError as err:
+                raise DataError(
+                    f'{err} To predict without a training area, give the '
+                    "statistics the model was trained with (the checkpoint's)."
+                ) from err
+        if stage == 'fit':
+            self._check_train_area(labelled, stripes['train'])
+        if any(n not in self.statistics for n in labelled.modalities):
+            self.statistics = self._statistics(labelled, stripes['train'])
+        paired = labelled
+        if predict and labelled.mask_dataset is not None:
+            paired = self._build(with_mask=False)
+        self.dataset = self._with_statistics(paired)
+        self.stripes = stripes
         self.normalize = NormalizeModalities(
             self.statistics, modalities=self.dataset.modalities
         )
-        patch = self.patch_size
-        if stage == 'predict':
-            self.predict_dataset = self.dataset
-            self.predict_sampler = GriddedPatchSampler(
-                self.dataset, size=patch, stride=patch
-            )
+        if predict:
+            area = self._area(self.dataset)
+            self.predict_dataset = roi_split(self.dataset, [shapely.box(*area)])[0]
+            self.predict_sampler = self._grid_sampler(self.predict_dataset, area)
             return
-        splits = self._split(self.dataset)
-        if stage == 'fit':
-            self.train_dataset = splits['train']
-            self.train_sampler = RandomPatchSampler(
-                self.train_dataset,
-                size=patch,
-                length=self._epoch_length(splits['train']),
-            )
-        wanted: list[Split] = {
-            'fit': ['val'],
-            'validate': ['val'],
-            'test': ['test'],
-        }.get(stage, [])
-        for name in wanted:
-            if name not in splits:
+        names = ['train', 'val'] if stage == 'fit' else []
+        if stage in ('validate', 'test'):
+            names = ['val' if stage == 'validate' else 'test']
+        for name in names:
+            if name not in stripes:
                 raise DataError(
                     f'{name}_fraction is 0, so there is no {name} area; give a '
                     f'positive {name}_fraction.'
                 )
-            sampler = GriddedPatchSampler(splits[name], size=patch, stride=patch)
-            setattr(self, f'{name}_dataset', splits[name])
-            setattr(self, f'{name}_sampler', sampler)
+        parts = roi_split(self.dataset, [stripes[n].polygon for n in names])
+        for name, part in zip(names, parts, strict=True):
+            stripe = stripes[name]
+            if len(part.index) == 0:
+                raise DataError(
+                    f'the {name} area {_describe(stripe.box, part)} holds no data; '
+                    'change split_axis or the fractions.'
+                )
+            setattr(self, f'{name}_dataset', part)
+            if name == 'train':
+                self.train_sampler = RandomPatchSampler(
+                    part,
+                    size=self.patch_size,
+                    length=self._epoch_length(stripe, part),
+                    generator=self.seed,
+                )
+            else:
+                setattr(self, f'{name}_sampler', self._grid_sampler(part, stripe.box))
 
-    def _epoch_length(self, train: GeoDataset) -> int:
+    def _epoch_length(self, stripe: Stripe, train: GeoDataset) -> int:
         """Training patches per epoch: *length*, or about two covers of the area.
 
         Args:
+            stripe: The training stripe.
             train: The training split.
 
         Returns:
@@ -405,13 +542,9 @@ class MultimodalDataModule(GeoDataModule):
         """
         if self.length is not None:
             return self.length
-        xmin, ymin, xmax, ymax = train.index.total_bounds
+        xmin, ymin, xmax, ymax = stripe.box
         resx, resy = train.res
-        size = (
-            self.patch_size
-            if isinstance(self.patch_size, int)
-            else max(self.patch_size)
-        )
+        size = self.patch_size
         cells = ((xmax - xmin) / resx / size) * ((ymax - ymin) / resy / size)
         return max(self.batch_size, 2 * round(cells))
 

@@ -57,10 +57,10 @@ def smooth_noise(
         The float32 field.
     """
     height, width = shape
-    spectrum = np.fft.rfft2(rng.standard_normal(shape))
-    fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.rfftfreq(width)[None, :]
-    spectrum *= np.exp(-2.0 * math.pi**2 * sigma**2 * (fx**2 + fy**2))
+    spectrum = np.fft.rfft2(rng.standard_normal(shape, dtype=np.float32))
+    fy = np.fft.fftfreq(height).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(width).astype(np.float32)[None, :]
+    spectrum *= np.exp(np.float32(-2.0 * math.pi**2 * sigma**2) * (fx**2 + fy**2))
     field = np.fft.irfft2(spectrum, s=shape)
     field -= field.mean()
     std = field.std()
@@ -220,21 +220,26 @@ def _countryside(
     iv_i = (iv - iv.min()).astype(np.int64)
     parcel = iu_i * (int(iv_i.max()) + 1) + iv_i
     n_parcels = int(parcel.max()) + 1
-    use = rng.choice(
-        np.array([LOW_VEGETATION, CROPLAND, BARE_SOIL], dtype=np.uint8),
-        size=n_parcels,
-        p=[0.45, 0.37, 0.18],
-    )
+    kinds = np.array([LOW_VEGETATION, CROPLAND, BARE_SOIL], dtype=np.uint8)
+    use = rng.choice(kinds, size=n_parcels, p=[0.45, 0.37, 0.18])
     hedge_u = rng.random(n_parcels) < 0.35
     hedge_v = rng.random(n_parcels) < 0.35
+    forest = np.zeros(shape, dtype=bool)
+    if rural.any():
+        forest_field = smooth_noise(stream(seed, 'forest'), shape, 220.0 / res)
+        forest = rural & (forest_field > np.quantile(forest_field[rural], 0.75))
+        # Even a small scene shows every land use: the open parcels with the
+        # most pixels near the centre get one kind each.
+        rows, cols = shape
+        near = np.zeros(shape, dtype=bool)
+        near[rows // 4 : rows - rows // 4, cols // 4 : cols - cols // 4] = True
+        open_land = rural & ~forest & near
+        counts = np.bincount(parcel[open_land], minlength=n_parcels)
+        largest = np.argsort(counts, kind='stable')[::-1][: len(kinds)]
+        use[largest] = rng.permutation(kinds)[: len(largest)]
     classes = np.where(rural, use[parcel], 255).astype(np.uint8)
     hedge = ((lu < 11.0) & hedge_u[parcel]) | ((lv < 11.0) & hedge_v[parcel])
-    classes[rural & hedge] = TREE
-
-    forest_field = smooth_noise(stream(seed, 'forest'), shape, 220.0 / res)
-    if rural.any():
-        threshold = np.quantile(forest_field[rural], 0.75)
-        classes[rural & (forest_field > threshold)] = TREE
+    classes[rural & (hedge | forest)] = TREE
     return classes
 
 
@@ -422,11 +427,11 @@ def build_ground(
 
     rng = stream(seed, 'terrain')
     slope_dir = rng.uniform(0, 2 * math.pi)
-    slope = rng.uniform(0.2, 0.6) / 1000.0
+    slope = rng.uniform(0.1, 0.3) / 1000.0
     terrain = (
         rng.uniform(150.0, 250.0)
         + slope * (xx * math.cos(slope_dir) + yy * math.sin(slope_dir))
-        + 0.8 * smooth_noise(stream(seed, 'hills'), shape, 0.2 * extent / res)
+        + 0.4 * smooth_noise(stream(seed, 'hills'), shape, 0.2 * extent / res)
     ).astype(np.float32)
 
     shadow = cast_shadows(height, res, sun_azimuth, sun_elevation)

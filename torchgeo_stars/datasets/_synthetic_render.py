@@ -101,7 +101,7 @@ def reference_sar(ground: Ground, seed: int, res: float) -> Float:
     shape = ground.classes.shape
     sigma = np.moveaxis(_SIGMA0[_SAR_LOOK[ground.classes]], -1, 0)
     moisture = smooth_noise(stream(seed, 'sar-texture'), shape, 15.0 / res)
-    sigma *= np.exp(0.25 * moisture)
+    sigma *= np.exp(0.2 * moisture)
     return sigma
 
 

@@ -1,10 +1,12 @@
-r"""Raster datasets for each modality (optical, SAR, DSM) and for masks.
+r"""Configurable raster datasets: the base of every modality and mask dataset.
 
 Every class here is a :class:`torchgeo.datasets.RasterDataset` whose file layout
 is set by constructor arguments, so any user's files can be read without
 writing a subclass:
 
 .. code-block:: python
+
+   from torchgeo_stars.datasets import DSMRaster, MaskRaster, OpticalRaster, SARRaster
 
    optical = OpticalRaster('s2/', filename_regex=r'.*_(?P<date>\d{8})\.tif')
    sar = SARRaster('s1/', to_db=True)          # date-less files pair with any date
@@ -22,13 +24,13 @@ scale, DSM values below ``min_valid``). The paired datasets
 sees them.
 """
 
+import atexit
 import functools
-import math
 import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Literal, TypedDict, Unpack
+from typing import Any, ClassVar, TypedDict, Unpack
 
 import numpy as np
 import rasterio
@@ -38,18 +40,14 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.crs import CRS as RIO_CRS
 from rasterio.enums import Resampling
-from rasterio.errors import WindowError
 from rasterio.io import DatasetReader
-from rasterio.transform import from_origin
-from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
-from rasterio.windows import transform as window_transform
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, GeoDataset, RasterDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
 
 from ..errors import ConfigurationError, DataError
 from .intersection import IMAGE_PREFIX, MODALITY_NAME, ModalityIntersection
+from .reading import read_onto_grid
 
 
 class RasterLayout(TypedDict, total=False):
@@ -89,6 +87,9 @@ class ConfigurableRaster(RasterDataset):
       band, the values of the regex's ``band`` group; otherwise the band
       descriptions of the first file, or ``band_1`` ... ``band_n``;
     * reads invalid pixels (nodata, outside every file) as NaN;
+    * reads each file with a single warp straight onto the sample grid, invalid
+      pixels left out of the interpolation (TorchGeo warps to the dataset CRS at
+      the file's pixel size and resamples again, blending nodata into edges);
     * raises :class:`~torchgeo_stars.errors.DataError` with the path and the
       fix when no file matches, a file cannot be read (TorchGeo would skip it),
       a band file is missing, or a file fails to read at sample time (truncated);
@@ -174,6 +175,14 @@ class ConfigurableRaster(RasterDataset):
         self.all_bands = self._resolve_all_bands(all_bands, candidates, regex)
         self.bands = self._check_bands(bands)
         indexed = self.files  # with separate_files: only the first band's files
+        if not indexed:
+            raise DataError(
+                f'{self._label}: no file of band {self.bands[0]!r} among the '
+                f'{len(candidates)} files matching filename_glob '
+                f'{self.filename_glob!r} and filename_regex {self.filename_regex!r} '
+                f'under {[str(p) for p in _as_paths(self.paths)]}. Each scene needs '
+                'one file per band; check bands= and the band group of the regex.'
+            )
 
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', 'Could not find any relevant files')
@@ -385,82 +394,24 @@ class ConfigurableRaster(RasterDataset):
         step: tuple[float, float],
         shape: tuple[int, int],
     ) -> np.ndarray[Any, Any] | None:
-        """Read one file onto the window grid, invalid pixels NaN.
-
-        The covering source window is read at its own resolution, its invalid
-        pixels (nodata, and the subclass's rules in :meth:`_source_invalid`)
-        become NaN, and one GDAL warp puts it on the window grid; NaN pixels are
-        left out of the interpolation, so nodata never blends into valid pixels.
-        A window on the file's own grid is read without warping.
-        """
+        """Read one file onto the window grid (see :func:`read_onto_grid`)."""
         src = self._cached_open(filepath) if self.cache else rasterio.open(filepath)
-        dtype = 'float32' if self.is_image else 'float64'
-        height, width = shape
-        dst_transform = from_origin(bounds[0], bounds[3], *step)
-        dst_crs = RIO_CRS.from_user_input(out_crs)
         try:
-            src_crs, src_transform = self._georeferencing(src)
-            full = Window(0, 0, src.width, src.height)
-            col = (dst_transform.c - src_transform.c) / src_transform.a
-            row = (dst_transform.f - src_transform.f) / src_transform.e
-            if (
-                src_crs == dst_crs
-                and src_transform.b == src_transform.d == 0
-                and math.isclose(src_transform.a, step[0], rel_tol=1e-9)
-                and math.isclose(-src_transform.e, step[1], rel_tol=1e-9)
-                and abs(col - round(col)) < 1e-6
-                and abs(row - round(row)) < 1e-6
-            ):
-                # Same grid: copy the overlapping pixels, no resampling
-                wanted = Window(round(col), round(row), width, height)
-                try:
-                    inter = wanted.intersection(full)
-                except WindowError:
-                    return None
-                data = src.read(
-                    band_indexes, window=inter, masked=True, out_dtype=dtype
-                )
-                array = self._source_invalid(data.filled(np.nan))
-                out = np.full((array.shape[0], height, width), np.nan, dtype=dtype)
-                r0 = int(inter.row_off - wanted.row_off)
-                c0 = int(inter.col_off - wanted.col_off)
-                out[:, r0 : r0 + array.shape[1], c0 : c0 + array.shape[2]] = array
-                return out
-            window = None
-            if src_transform.b == 0 and src_transform.d == 0:
-                left, bottom, right, top = transform_bounds(
-                    dst_crs, src_crs, *bounds, densify_pts=21
-                )
-                area = from_bounds(left, bottom, right, top, src_transform)
-                padded = Window(
-                    math.floor(area.col_off) - 2,
-                    math.floor(area.row_off) - 2,
-                    math.ceil(area.width) + 5,
-                    math.ceil(area.height) + 5,
-                )
-                try:
-                    window = padded.intersection(full)
-                except WindowError:
-                    return None
-                src_transform = window_transform(window, src_transform)
-            data = src.read(band_indexes, window=window, masked=True, out_dtype=dtype)
+            return read_onto_grid(
+                src,
+                self._georeferencing(src),
+                band_indexes,
+                RIO_CRS.from_user_input(out_crs),
+                bounds,
+                step,
+                shape,
+                self.resampling,
+                'float32' if self.is_image else 'float64',
+                self._source_invalid,
+            )
         finally:
             if not self.cache:
                 src.close()
-        array = self._source_invalid(data.filled(np.nan))
-        out = np.full((array.shape[0], height, width), np.nan, dtype=dtype)
-        reproject(
-            array,
-            out,
-            src_transform=src_transform,
-            src_crs=src_crs,
-            src_nodata=np.nan,
-            dst_transform=dst_transform,
-            dst_crs=dst_crs,
-            dst_nodata=np.nan,
-            resampling=self.resampling,
-        )
-        return out
 
     def _merge_or_stack(
         self,
@@ -516,7 +467,7 @@ class ConfigurableRaster(RasterDataset):
             else:
                 mosaic = np.where(np.isnan(mosaic), array, mosaic)
         if mosaic is None:
-            count = len(band_indexes) if band_indexes is not None else 1
+            count = 1 if self.separate_files else len(band_indexes or self.bands)
             dtype = np.float32 if self.is_image else np.float64
             mosaic = np.full((count, *shape), np.nan, dtype=dtype)
         return torch.from_numpy(self._fill_mosaic(mosaic, filepaths))
@@ -672,194 +623,11 @@ class ModalityRaster(ConfigurableRaster):
         return image
 
 
-class OpticalRaster(ModalityRaster):
-    """Optical imagery (multispectral, RGB, ...); sample key ``image_optical``.
+@atexit.register
+def _close_cached_files() -> None:
+    """Close cached file handles while the interpreter is still whole.
 
-    Defaults: all bands of the files (named by the files' band descriptions, or
-    ``band_1`` ...), bilinear resampling, nodata from the files. Invalid pixels
-    are NaN (see :class:`ModalityRaster`).
+    Left to interpreter shutdown, GDAL closes them after Python's error
+    machinery is gone and prints ``Error in sys.excepthook`` lines.
     """
-
-    modality = 'optical'
-
-
-class SARRaster(ModalityRaster):
-    """SAR backscatter; sample key ``image_sar``.
-
-    With ``input_scale='linear'`` (default) the files hold linear backscatter:
-    values <= 0 are invalid (NaN) and 0 is the default nodata, so it is not
-    interpolated into valid pixels. ``to_db=True`` converts to decibels
-    (``10 * log10``). With ``input_scale='db'`` values are used as they are and
-    nodata comes from the files.
-    """
-
-    modality = 'sar'
-
-    def __init__(
-        self,
-        paths: Path | Iterable[Path] = 'data',
-        crs: CRS | str | int | None = None,
-        res: float | tuple[float, float] | None = None,
-        bands: Sequence[str] | None = None,
-        transforms: Callable[[Sample], Sample] | None = None,
-        cache: bool = True,
-        *,
-        to_db: bool = False,
-        input_scale: Literal['linear', 'db'] = 'linear',
-        **layout: Unpack[ModalityLayout],
-    ) -> None:
-        """Index SAR files.
-
-        Args:
-            paths: one or more directories to search (recursively) or files.
-            crs: CRS to warp to (defaults to the CRS of the first file).
-            res: resolution in units of the CRS (defaults to the first file's).
-            bands: bands to read, in this order (defaults to all bands).
-            transforms: a function/transform applied to every sample.
-            cache: if True, cache file handles.
-            to_db: convert linear backscatter to decibels.
-            input_scale: ``'linear'`` or ``'db'``: what the files hold.
-            **layout: ``modality`` and the layout arguments of
-                :class:`ConfigurableRaster`.
-
-        Raises:
-            ConfigurationError: if *input_scale* is unknown, or *to_db* is set
-                for files already in dB.
-            DataError: see :class:`ConfigurableRaster`.
-        """
-        if input_scale not in ('linear', 'db'):
-            raise ConfigurationError(
-                f"SARRaster: input_scale must be 'linear' or 'db', got {input_scale!r}."
-            )
-        if to_db and input_scale == 'db':
-            raise ConfigurationError(
-                'SARRaster: to_db=True converts linear values; the files are already '
-                "in dB (input_scale='db'). Drop one of the two."
-            )
-        self.to_db = to_db
-        self.input_scale = input_scale
-        if input_scale == 'linear' and layout.get('nodata') is None:
-            layout['nodata'] = 0.0
-        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
-
-    def _finish_image(self, image: Tensor) -> Tensor:
-        if self.input_scale == 'linear':
-            image = torch.where(image > 0, image, torch.nan)
-            if self.to_db:
-                image = 10 * torch.log10(image)
-        return image
-
-    def _source_invalid(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        array = super()._source_invalid(array)
-        if self.input_scale == 'linear':
-            array[~(array > 0)] = np.nan
-        return array
-
-
-class DSMRaster(ModalityRaster):
-    """Digital surface model (heights); sample key ``image_dsm``.
-
-    Voids are invalid (NaN): the nodata value (from the files or ``nodata=``),
-    NaN, and every value below ``min_valid`` (default -1000, which catches
-    undeclared -9999 / -32768 voids).
-    """
-
-    modality = 'dsm'
-
-    def __init__(
-        self,
-        paths: Path | Iterable[Path] = 'data',
-        crs: CRS | str | int | None = None,
-        res: float | tuple[float, float] | None = None,
-        bands: Sequence[str] | None = None,
-        transforms: Callable[[Sample], Sample] | None = None,
-        cache: bool = True,
-        *,
-        min_valid: float | None = -1000.0,
-        **layout: Unpack[ModalityLayout],
-    ) -> None:
-        """Index DSM files.
-
-        Args:
-            paths: one or more directories to search (recursively) or files.
-            crs: CRS to warp to (defaults to the CRS of the first file).
-            res: resolution in units of the CRS (defaults to the first file's).
-            bands: bands to read, in this order (defaults to all bands).
-            transforms: a function/transform applied to every sample.
-            cache: if True, cache file handles.
-            min_valid: values below are voids; None keeps every value.
-            **layout: ``modality`` and the layout arguments of
-                :class:`ConfigurableRaster`.
-
-        Raises:
-            DataError: see :class:`ConfigurableRaster`.
-        """
-        self.min_valid = min_valid
-        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
-
-    def _source_invalid(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        array = super()._source_invalid(array)
-        if self.min_valid is not None:
-            array[array < self.min_valid] = np.nan
-        return array
-
-
-class MaskRaster(ConfigurableRaster):
-    """Single-band label raster; sample key ``mask`` (int64, (H, W)).
-
-    Read with nearest-neighbour resampling. Pixels that are nodata or outside
-    every file get ``ignore_index`` when it is given; otherwise the files'
-    nodata value (or 0), as TorchGeo does.
-    """
-
-    is_image = False
-
-    def __init__(
-        self,
-        paths: Path | Iterable[Path] = 'data',
-        crs: CRS | str | int | None = None,
-        res: float | tuple[float, float] | None = None,
-        bands: Sequence[str] | None = None,
-        transforms: Callable[[Sample], Sample] | None = None,
-        cache: bool = True,
-        *,
-        ignore_index: int | None = None,
-        **layout: Unpack[RasterLayout],
-    ) -> None:
-        """Index label files.
-
-        Args:
-            paths: one or more directories to search (recursively) or files.
-            crs: CRS to warp to (defaults to the CRS of the first file).
-            res: resolution in units of the CRS (defaults to the first file's).
-            bands: the one band to read (defaults to the only band).
-            transforms: a function/transform applied to every sample.
-            cache: if True, cache file handles.
-            ignore_index: label given to nodata / uncovered pixels.
-            **layout: layout arguments of :class:`ConfigurableRaster`.
-
-        Raises:
-            DataError: if more than one band would be read, or see
-                :class:`ConfigurableRaster`.
-        """
-        self.ignore_index = ignore_index
-        super().__init__(paths, crs, res, bands, transforms, cache, **layout)
-        if len(self.bands) != 1:
-            raise DataError(
-                f'MaskRaster: the label files under {self.paths} have bands '
-                f'{list(self.bands)}; a mask has one band. Pass bands=[<name>] '
-                'with the label band.'
-            )
-
-    def _fill_mosaic(
-        self, mosaic: np.ndarray[Any, Any], filepaths: Sequence[str]
-    ) -> np.ndarray[Any, Any]:
-        if self.ignore_index is not None:
-            fill = float(self.ignore_index)
-        elif self.nodata is not None:
-            fill = float(self.nodata)
-        else:
-            nodata = self._cached_open(str(next(iter(filepaths)))).nodata
-            fill = float(nodata) if nodata is not None and np.isfinite(nodata) else 0.0
-        mosaic[~np.isfinite(mosaic)] = fill
-        return mosaic
+    ConfigurableRaster._cached_open.cache_clear()

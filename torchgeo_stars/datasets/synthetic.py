@@ -8,23 +8,23 @@ CRS; each raster samples it by transforming its own pixels into that CRS, so the
 rasters agree geographically. Some classes are separable by one modality only,
 which makes missing-modality behaviour measurable (see :data:`SYNTHETIC_CLASSES`).
 
-Classes (index order for ``num_classes=8``; fewer classes keep this order):
+Classes, in index order for ``num_classes=8``; with fewer classes the kept
+ones keep this order and a dropped class's areas become ``low_vegetation``
+(the geometry is otherwise the same):
 
-==================  ===========  ==============================================
-class               kept from    told apart from its look-alike by
-==================  ===========  ==============================================
-``impervious``      4 classes    roads, paving, parking lots
-``building``        4 classes    DSM only (same optics and SAR as impervious)
-``low_vegetation``  4 classes    grass, meadows, gardens
-``tree``            6 classes    DSM only (same optics and SAR as low veg.)
-``water``           5 classes    SAR only (shadowed ground is as dark
-                                 optically and lies at the same height)
-``vehicle``         4 classes    rare (well under 2 % of pixels)
-``bare_soil``       7 classes    optics only (same SAR and height as impervious)
-``cropland``        8 classes    SAR only (same optics and height as low veg.)
-==================  ===========  ==============================================
-
-A dropped class's areas become ``low_vegetation`` (same geometry otherwise).
+=================  =======  ===================================================
+class              kept at  look-alike and the one modality that separates them
+=================  =======  ===================================================
+``impervious``     4+       roads, paving, parking lots
+``building``       4+       impervious: DSM only (same optics and SAR)
+``low_vegetation`` 4+       grass, meadows, gardens
+``tree``           6+       low vegetation: DSM only (same optics and SAR)
+``water``          5+       shadowed ground: SAR only (as dark optically, at
+                            terrain height in the DSM)
+``vehicle``        4+       rare small objects, well under 2 % of pixels
+``bare_soil``      7+       impervious: optics only (same SAR and height)
+``cropland``       8        low vegetation: SAR only (same optics and height)
+=================  =======  ===================================================
 """
 
 from __future__ import annotations

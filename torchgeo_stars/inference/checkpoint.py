@@ -95,12 +95,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Predictor:
     """Build the predictor from a ``STARSSegmentationTask`` checkpoint.
 
-    HOOK for the task's author: rebuild the task from
-    ``checkpoint['hyper_parameters']``, load ``checkpoint['state_dict']``, and
-    return its model, modality band counts, class names, colours,
-    normalisation statistics and the modality rasters' options. Raise :func:`_not_stars`-style
-    :class:`ConfigurationError` when the hyper-parameters are not a
-    STARSSegmentationTask's.
+    The task is rebuilt from the saved hyper-parameters (without pretrained
+    weights: the checkpoint holds the trained ones) and the weights loaded;
+    the normalisation statistics and raster reading options saved by the task
+    come along.
 
     Args:
         checkpoint: The dictionary :func:`read_checkpoint` returned.
@@ -110,13 +108,51 @@ def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Pred
         The predictor.
 
     Raises:
-        ConfigurationError: Until STARSSegmentationTask exists.
+        ConfigurationError: When the hyper-parameters or weights are not a
+            STARSSegmentationTask's.
     """
-    raise ConfigurationError(
-        f'checkpoint {path}: building a model from a STARSSegmentationTask '
-        'checkpoint is not available yet '
-        '(torchgeo_stars.inference.checkpoint.predictor_from_checkpoint).'
+    from ..tasks.segmentation import CHECKPOINT_KEY, STARSSegmentationTask
+
+    hparams = dict(checkpoint['hyper_parameters'])
+    if 'modalities' not in hparams or 'num_classes' not in hparams:
+        raise _not_stars(path, 'its hyper-parameters have no modalities / num_classes')
+    hparams.pop('weights', None)
+    try:
+        task = STARSSegmentationTask(**hparams)
+        task.load_state_dict(checkpoint['state_dict'])
+    except (TypeError, RuntimeError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise _not_stars(
+            path, f'its content does not fit the task: {first_line}'
+        ) from error
+    extra = checkpoint.get(CHECKPOINT_KEY) or {}
+    statistics = extra.get('statistics')
+    return Predictor(
+        model=task.model,
+        modalities=dict(hparams['modalities']),
+        class_names=task.class_names,
+        colors=task.class_colors,
+        statistics=_coerce_statistics(statistics),
+        reader_options=extra.get('reader_options'),
     )
+
+
+def _coerce_statistics(statistics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Turn saved statistics dictionaries back into ModalityStatistics.
+
+    Args:
+        statistics: Modality name to ``{'mean': [...], 'std': [...]}``, or None.
+
+    Returns:
+        Modality name to :class:`~torchgeo_stars.datasets.ModalityStatistics`.
+    """
+    if not statistics:
+        return None
+    from ..datasets import ModalityStatistics
+
+    return {
+        name: ModalityStatistics.coerce(value) for name, value in statistics.items()
+    }
 
 
 def load_predictor(path: str | os.PathLike[str]) -> Predictor:

@@ -33,6 +33,12 @@ from .window import check_tiling, window_origins, window_weight
 PathLike = str | os.PathLike[str]
 
 
+class _Progress(tqdm):  # type: ignore[type-arg]
+    """A tqdm bar that starts no monitor thread (it can outlive the run)."""
+
+    monitor_interval = 0
+
+
 @dataclass(frozen=True)
 class _Window:
     """One sliding window: its row-major index and first row/column (full grid)."""
@@ -239,14 +245,13 @@ class _WindowReader:
         fractions = {name: valid.sum() / covered for name, (_, valid) in read.items()}
         threshold = min(self.min_coverage, max(fractions.values()))
         inputs: dict[str, np.typing.NDArray[np.float32]] = {}
-        for name, (data, valid) in read.items():
+        for name, (data, _) in read.items():
             if fractions[name] < threshold:
                 continue
             if name in self.normalisers:
                 mean, std = self.normalisers[name]
                 data = (data - mean) / std
-            data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-            data[:, ~valid] = 0
+            np.copyto(data, np.float32(0), where=~np.isfinite(data))
             inputs[name] = data.astype(np.float32, copy=False)
         return _Prepared(window, inputs, [n in inputs for n in self.sources], union)
 
@@ -270,12 +275,15 @@ def _forward(
     inputs: dict[str, Tensor] = {}
     available = torch.zeros(batch, len(modalities), dtype=torch.bool)
     for column, (name, bands) in enumerate(modalities.items()):
+        rows = [i for i, item in enumerate(prepared) if name in (item.inputs or {})]
+        if not rows:
+            continue  # missing from the whole batch: the model recovers it
         tensor = torch.zeros(batch, bands, patch_size, patch_size)
-        for row, item in enumerate(prepared):
-            assert item.inputs is not None
-            if name in item.inputs:
-                tensor[row] = torch.from_numpy(item.inputs[name])
-                available[row, column] = True
+        for row in rows:
+            arrays = prepared[row].inputs
+            assert arrays is not None
+            tensor[row] = torch.from_numpy(arrays[name])
+            available[row, column] = True
         inputs[name] = tensor.to(device, non_blocking=True)
     output = model(inputs, available=available.to(device))
     logits = output if isinstance(output, Tensor) else output.logits
@@ -342,7 +350,11 @@ def predict_geotiff(
     for the file layout and :mod:`torchgeo_stars.inference.shards` for sharding.
 
     Args:
-        model: Segmentation model following the STARS output contract.
+        model: Segmentation model following the STARS output contract
+            (``forward(inputs, available)`` returning a ``SegmentationOutput`` or
+            logits); it is put in eval mode and moved to *device*. Modalities
+            missing from a whole batch are left out of *inputs*; otherwise
+            unavailable rows are zeros with ``available`` False.
         inputs: Modality name to one file, several files or a folder; any
             non-empty subset of *modalities*.
         output: Class map to write (``.tif``). With several shards, this shard's
@@ -431,7 +443,7 @@ def predict_geotiff(
             block=blender.block,
         ) as writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix='stars-read') as pool,
-        tqdm(
+        _Progress(
             total=len(windows), unit='window', disable=not progress, desc=output.name
         ) as bar,
         torch.inference_mode(),

@@ -457,11 +457,3 @@ class SharedSpecificSegmenter(nn.Module):
                 if source != target:
                     pyramid = translated.get((source, target), zeros)
                     output.translated[source, target] = [crop(f) for f in pyramid]
-
-    def count_parameters(self) -> int:
-        """Number of trainable parameters.
-
-        Returns:
-            The count.
-        """
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)

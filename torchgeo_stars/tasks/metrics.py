@@ -62,11 +62,7 @@ def scores_from_confusion(confusion: Tensor) -> SegmentationScores:
     miou = iou[occurs].mean().item() if occurs.any() else float('nan')
     mf1 = f1[occurs].mean().item() if occurs.any() else float('nan')
     return SegmentationScores(
-        overall_accuracy=accuracy,
-        miou=miou,
-        mf1=mf1,
-        iou=iou.tolist(),
-        f1=f1.tolist(),
+        overall_accuracy=accuracy, miou=miou, mf1=mf1, iou=iou.tolist(), f1=f1.tolist()
     )
 
 

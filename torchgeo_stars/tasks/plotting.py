@@ -52,7 +52,8 @@ def display_image(image: Tensor) -> np.ndarray:
         array = array[0]
     low, high = np.nanpercentile(array, [2, 98])
     scaled = (array - low) / max(float(high - low), 1e-6)
-    return np.clip(np.nan_to_num(scaled), 0, 1)
+    clipped: np.ndarray = np.clip(np.nan_to_num(scaled), 0, 1)
+    return clipped
 
 
 def plot_scenarios(

@@ -52,6 +52,8 @@ def scenario_availability(
         Boolean ``(B, M)``: available in the data and kept by the scenario.
     """
     keep = torch.tensor(
-        [name in subset for name in modalities], dtype=torch.bool, device=available.device
+        [name in subset for name in modalities],
+        dtype=torch.bool,
+        device=available.device,
     )
     return available & keep

@@ -196,6 +196,7 @@ class STARSSegmentationTask(BaseTask):
         self.weights = weights
         self.scenario_scores: dict[str, dict[str, SegmentationScores]] = {}
         self.data_statistics: dict[str, Any] | None = None
+        self.reader_options: dict[str, dict[str, Any]] | None = None
         super().__init__()
 
     @property
@@ -349,10 +350,10 @@ class STARSSegmentationTask(BaseTask):
                 dtype=torch.bool,
                 device=reference.device,
             )
-        present = torch.tensor(
+        in_batch = torch.tensor(
             [name in inputs for name in self.modality_names], device=available.device
         )
-        return inputs, available & present
+        return inputs, available & in_batch
 
     def _target(self, batch: dict[str, Any]) -> Tensor:
         """Return the batch's labels after checking them against ``num_classes``.
@@ -376,7 +377,9 @@ class STARSSegmentationTask(BaseTask):
             mask = mask[:, 0]
         ignore = self.hparams['ignore_index']
         labels = mask if ignore is None else mask[mask != ignore]
-        if labels.numel() and (labels.max() >= self.hparams['num_classes'] or labels.min() < 0):
+        if labels.numel() and (
+            labels.max() >= self.hparams['num_classes'] or labels.min() < 0
+        ):
             raise ConfigurationError(
                 f'the labels hold values from {int(labels.min())} to '
                 f'{int(labels.max())} but num_classes is '
@@ -419,7 +422,8 @@ class STARSSegmentationTask(BaseTask):
             loss = loss + self.hparams['lambda_psa'] * loss_psa
             self.log('train_loss_psa', loss_psa, batch_size=batch_size)
         self.log('train_loss', loss, batch_size=batch_size, prog_bar=True)
-        return loss
+        total: Tensor = loss
+        return total
 
     # -------------------------------------------------------------- evaluation
 
@@ -433,7 +437,7 @@ class STARSSegmentationTask(BaseTask):
         """
         inputs, available = self._inputs(batch)
         target = self._target(batch)
-        metrics = self.stage_metrics[stage]
+        metrics: MetricCollection = self.stage_metrics[stage]  # type: ignore[assignment]
         predictions: dict[str, Tensor] = {}
         for subset in self.scenarios:
             name = scenario_name(subset)
@@ -482,7 +486,7 @@ class STARSSegmentationTask(BaseTask):
         Args:
             stage: ``'val'`` or ``'test'``.
         """
-        metrics = self.stage_metrics[stage]
+        metrics: MetricCollection = self.stage_metrics[stage]  # type: ignore[assignment]
         scores: dict[str, SegmentationScores] = {}
         values: dict[str, float] = {}
         for subset in self.scenarios:
@@ -516,8 +520,11 @@ class STARSSegmentationTask(BaseTask):
         self._log_scores('val')
 
     def on_test_epoch_end(self) -> None:
-        """Log the test scores of every scenario."""
+        """Log the test scores of every scenario and print them as a table."""
         self._log_scores('test')
+        if self.trainer.is_global_zero and 'test' in self.scenario_scores:
+            print('Test scores per missing-modality scenario (%):')
+            print(self.scenario_table('test'))
 
     def scenario_table(self, stage: str = 'test') -> str:
         """Format the last computed scores of *stage* as a table.
@@ -592,6 +599,51 @@ class STARSSegmentationTask(BaseTask):
 
     # ------------------------------------------------------------ checkpoint
 
+    def setup(self, stage: str) -> None:
+        """Check the model's modalities against the datamodule's, if it says.
+
+        Args:
+            stage: ``'fit'``, ``'validate'``, ``'test'`` or ``'predict'``.
+
+        Raises:
+            ConfigurationError: If the datamodule declares other modalities,
+                another order or other band counts than ``modalities``.
+        """
+        datamodule = (
+            getattr(self._trainer, 'datamodule', None) if self._trainer else None
+        )
+        try:
+            declared = getattr(datamodule, 'modalities', None)
+        except RuntimeError:  # not set up
+            declared = None
+        if not isinstance(declared, dict):
+            return
+        configured: dict[str, int] = dict(self.hparams['modalities'])
+        for name in configured:
+            if name not in declared:
+                raise ConfigurationError(
+                    f"modality '{name}' of the model is not in the data, which has "
+                    f'{list(declared)}; remove it from model modalities or give the '
+                    'datamodule a path for it.'
+                )
+        for name, bands in declared.items():
+            if name not in configured:
+                raise ConfigurationError(
+                    f"the data has modality '{name}' that the model lacks "
+                    f'(model modalities {list(configured)}); add {name}: {bands} to '
+                    'the model modalities.'
+                )
+            if configured[name] != bands:
+                raise ConfigurationError(
+                    f"modality '{name}': the model expects {configured[name]} band(s) "
+                    f'but the data has {bands}; set modalities.{name} to {bands}.'
+                )
+        if list(declared) != list(configured):
+            raise ConfigurationError(
+                f'the model lists its modalities as {list(configured)} but the data '
+                f'as {list(declared)}; list them in the same order.'
+            )
+
     def on_fit_start(self) -> None:
         """Take the datamodule's normalisation statistics, to save with the model."""
         datamodule = getattr(self.trainer, 'datamodule', None)
@@ -601,6 +653,9 @@ class STARSSegmentationTask(BaseTask):
                 name: stats.to_dict() if hasattr(stats, 'to_dict') else dict(stats)
                 for name, stats in statistics.items()
             }
+        options = getattr(datamodule, 'reader_options', None)
+        if isinstance(options, dict):
+            self.reader_options = {name: dict(value) for name, value in options.items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the normalisation statistics and the package version.
@@ -613,6 +668,7 @@ class STARSSegmentationTask(BaseTask):
         checkpoint[CHECKPOINT_KEY] = {
             'version': __version__,
             'statistics': self.data_statistics,
+            'reader_options': self.reader_options,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -623,6 +679,7 @@ class STARSSegmentationTask(BaseTask):
         """
         extra = checkpoint.get(CHECKPOINT_KEY) or {}
         self.data_statistics = extra.get('statistics')
+        self.reader_options = extra.get('reader_options')
 
 
 def scenario_names(modalities: Sequence[str]) -> list[str]:

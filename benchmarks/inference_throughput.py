@@ -1,0 +1,227 @@
+"""End-to-end GeoTIFF inference throughput and peak memory, by raster size.
+
+For each size a synthetic 3-band uint8 raster (smooth cheap patterns, tiled and
+DEFLATE-compressed, written by blocks) is segmented by
+:func:`torchgeo_stars.inference.predict_geotiff` in a fresh subprocess, which
+reports:
+
+* end-to-end throughput: output megapixels / wall time of ``predict_geotiff``
+  (reading, normalising, model, blending, writing, COG conversion);
+* peak RSS (``ru_maxrss``) at the end of that call;
+* the model's own throughput on the same windows: the forward time of a few
+  batches of the raster's windows already in memory, scaled to the number of
+  windows the run processed, as output megapixels per second. The ratio of the
+  two is the pipeline's efficiency (targets: end-to-end >= 0.8 x model, peak
+  RSS at the largest size <= 1.2 x at the smallest).
+
+The model is a small CNN (two 3x3 convolutions of 16 channels, 1x1 head), so a
+16k x 16k raster takes a few minutes on 2 CPU cores.
+
+Usage::
+
+    python benchmarks/inference_throughput.py [--sizes 2048 16384]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+from torch import Tensor, nn
+
+from torchgeo_stars.inference import predict_geotiff
+from torchgeo_stars.inference.window import window_origins
+from torchgeo_stars.models.outputs import SegmentationOutput
+
+CLASSES = ['a', 'b', 'c', 'd']
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, bands: int = 3, classes: int = len(CLASSES)) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(bands, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, classes, 1),
+        )
+
+    def forward(
+        self, inputs: dict[str, Tensor], available: Tensor | None = None
+    ) -> SegmentationOutput:
+        logits = self.body(inputs['optical'])
+        if available is None:
+            available = torch.ones(logits.shape[0], 1, dtype=torch.bool)
+        return SegmentationOutput(logits=logits, available=available)
+
+
+def make_raster(path: Path, size: int) -> None:
+    """Write a size x size 3-band uint8 tiled, compressed GeoTIFF by strips."""
+    profile = {
+        'driver': 'GTiff',
+        'width': size,
+        'height': size,
+        'count': 3,
+        'dtype': 'uint8',
+        'crs': 'EPSG:32631',
+        'transform': from_origin(500_000, 4_600_000, 10, 10),
+        'tiled': True,
+        'blockxsize': 512,
+        'blockysize': 512,
+        'compress': 'deflate',
+        'zlevel': 1,
+        'bigtiff': 'if_safer',
+    }
+    cols = np.arange(size, dtype=np.float32)
+    with rasterio.open(path, 'w', **profile) as dst:
+        for row in range(0, size, 512):
+            rows = np.arange(row, min(row + 512, size), dtype=np.float32)[:, None]
+            strip = np.stack(
+                [
+                    127 + 120 * np.sin(cols / 97.0 + rows / 131.0),
+                    127 + 120 * np.cos(cols / 53.0 - rows / 71.0),
+                    (cols // 64 + rows // 64) % 2 * 200 + 20,
+                ]
+            ).astype(np.uint8)
+            dst.write(strip, window=Window(0, row, size, strip.shape[1]))
+
+
+def model_seconds_per_window(
+    model: nn.Module, raster: Path, patch: int, batch: int, batches: int
+) -> float:
+    """Forward time per window on windows of the raster already in memory."""
+    tiles: list[Tensor] = []
+    with rasterio.open(raster) as src:
+        for i in range(batch * batches):
+            offset = (i * 997) % max(src.width - patch, 1)
+            data = src.read(window=Window(offset, offset, patch, patch))
+            tiles.append(torch.from_numpy(data.astype(np.float32)))
+    stacks = [torch.stack(tiles[i : i + batch]) for i in range(0, len(tiles), batch)]
+    available = torch.ones(batch, 1, dtype=torch.bool)
+    with torch.inference_mode():
+        model({'optical': stacks[0]}, available)  # warm-up
+        start = time.perf_counter()
+        for stack in stacks:
+            model({'optical': stack}, available)
+        elapsed = time.perf_counter() - start
+    return elapsed / len(tiles)
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one size and print a JSON line of results."""
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    workdir = Path(args.workdir)
+    raster = workdir / f'input_{args.child}.tif'
+    output = workdir / f'pred_{args.child}.tif'
+    start = time.perf_counter()
+    predict_geotiff(
+        model,
+        {'optical': raster},
+        output,
+        modalities={'optical': 3},
+        class_names=CLASSES,
+        patch_size=args.patch_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device='cpu',
+        overwrite=True,
+        progress=False,
+    )
+    elapsed = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stride = args.patch_size - args.overlap
+    windows = len(window_origins(args.child, args.patch_size, stride)) ** 2
+    per_window = model_seconds_per_window(
+        model, raster, args.patch_size, args.batch_size, args.model_batches
+    )
+    megapixels = args.child**2 / 1e6
+    print(
+        json.dumps(
+            {
+                'size': args.child,
+                'windows': windows,
+                'seconds': elapsed,
+                'e2e_mpx_s': megapixels / elapsed,
+                'model_mpx_s': megapixels / (per_window * windows),
+                'peak_rss_mb': peak_mb,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[2048, 16384])
+    parser.add_argument('--patch-size', type=int, default=512)
+    parser.add_argument('--overlap', type=int, default=64)
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--model-batches', type=int, default=6)
+    parser.add_argument('--workdir', help='where rasters go (default: a temp dir)')
+    parser.add_argument('--child', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args)
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows: list[dict[str, Any]] = []
+        for size in args.sizes:
+            start = time.perf_counter()
+            make_raster(workdir / f'input_{size}.tif', size)
+            print(f'generated {size} x {size} in {time.perf_counter() - start:.1f} s')
+            command = [
+                sys.executable,
+                __file__,
+                '--child',
+                str(size),
+                '--workdir',
+                str(workdir),
+                '--patch-size',
+                str(args.patch_size),
+                '--overlap',
+                str(args.overlap),
+                '--batch-size',
+                str(args.batch_size),
+                '--model-batches',
+                str(args.model_batches),
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            (workdir / f'input_{size}.tif').unlink()
+
+    base_rss = rows[0]['peak_rss_mb']
+    print(
+        f'\npatch {args.patch_size}, overlap {args.overlap}, batch {args.batch_size}, '
+        f'{torch.get_num_threads()} torch threads'
+    )
+    header = (
+        f'{"size":>7} {"windows":>8} {"e2e s":>8} {"e2e Mpx/s":>10} '
+        f'{"model Mpx/s":>12} {"e2e/model":>10} {"peak RSS MB":>12} {"RSS/first":>10}'
+    )
+    print(header)
+    print('-' * len(header))
+    for row in rows:
+        print(
+            f'{row["size"]:>7} {row["windows"]:>8} {row["seconds"]:>8.1f} '
+            f'{row["e2e_mpx_s"]:>10.2f} {row["model_mpx_s"]:>12.2f} '
+            f'{row["e2e_mpx_s"] / row["model_mpx_s"]:>10.2f} '
+            f'{row["peak_rss_mb"]:>12.0f} {row["peak_rss_mb"] / base_rss:>10.2f}'
+        )
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,58 @@
+"""Tiny models and inputs shared by the model tests."""
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from torchgeo_stars.models import STARS, EarlyFusion, ShaSpec
+
+THREE = {'optical': 4, 'sar': 2, 'dsm': 1}
+TWO = {'optical': 3, 'sar': 2}
+NUM_CLASSES = 3
+SMALL: dict[str, Any] = {
+    'decoder_channels': 32,
+    'decoder_segmentation_channels': 64,
+    'dropout': 0.0,
+}
+STARS_SMALL: dict[str, Any] = {**SMALL, 'translator_channels': 16, 'embedding_dim': 8}
+
+
+def make_inputs(
+    modalities: dict[str, int], batch: int, height: int, width: int, seed: int = 0
+) -> dict[str, Tensor]:
+    """Random images for every modality."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        name: torch.randn(batch, bands, height, width, generator=generator)
+        for name, bands in modalities.items()
+    }
+
+
+def make_stars(modalities: dict[str, int], **kwargs: Any) -> STARS:
+    """A small STARS in eval mode, deterministic weights."""
+    torch.manual_seed(0)
+    return STARS(modalities, NUM_CLASSES, **{**STARS_SMALL, **kwargs}).eval()
+
+
+def make_shaspec(modalities: dict[str, int], **kwargs: Any) -> ShaSpec:
+    """A small ShaSpec in eval mode."""
+    torch.manual_seed(0)
+    return ShaSpec(modalities, NUM_CLASSES, **{**SMALL, **kwargs}).eval()
+
+
+def make_early_fusion(modalities: dict[str, int], **kwargs: Any) -> EarlyFusion:
+    """A small EarlyFusion in eval mode."""
+    torch.manual_seed(0)
+    return EarlyFusion(modalities, NUM_CLASSES, **{**SMALL, **kwargs}).eval()
+
+
+Factory = Callable[[dict[str, int]], nn.Module]
+FACTORIES: dict[str, Factory] = {
+    'stars': make_stars,
+    'stars_backbone': lambda m: make_stars(m, shared_encoder='backbone'),
+    'stars_no_translation': lambda m: make_stars(m, translation=False),
+    'shaspec': make_shaspec,
+    'early_fusion': make_early_fusion,
+}

@@ -1,0 +1,84 @@
+"""The small parts the models are assembled from."""
+
+import pytest
+import torch
+
+from torchgeo_stars.models import (
+    SharedProjection,
+    TranslatorBank,
+    masked_mean,
+    pad_to_multiple,
+    resolve_availability,
+)
+
+
+@pytest.mark.parametrize(
+    ('size', 'padded'),
+    [((32, 64), (32, 64)), ((45, 61), (64, 64)), ((3, 40), (32, 64))],
+)
+@pytest.mark.parametrize('mode', ['reflect', 'replicate', 'constant'])
+def test_pad_to_multiple(
+    size: tuple[int, int], padded: tuple[int, int], mode: str
+) -> None:
+    x = torch.randn(1, 2, *size)
+    y = pad_to_multiple(x, 32, mode)  # type: ignore[arg-type]
+    assert y.shape[-2:] == padded
+    assert torch.equal(y[..., : size[0], : size[1]], x)
+
+
+def test_reflect_padding_reflects() -> None:
+    x = torch.arange(6.0).reshape(1, 1, 1, 6).expand(1, 1, 6, 6)
+    y = pad_to_multiple(x, 8, 'reflect')
+    assert torch.equal(y[0, 0, 0, 6:], torch.tensor([4.0, 3.0]))
+
+
+def test_masked_mean() -> None:
+    a = torch.full((3, 1, 2, 2), 1.0)
+    b = torch.full((3, 1, 2, 2), 3.0)
+    weights = [torch.tensor([True, True, False]), torch.tensor([True, False, False])]
+    mean = masked_mean([a, b], weights)
+    assert torch.equal(mean[:, 0, 0, 0], torch.tensor([2.0, 1.0, 0.0]))
+
+
+def test_translator_bank_targets_are_independent() -> None:
+    torch.manual_seed(0)
+    bank = TranslatorBank([8, 16], ['b', 'c'], hidden=4, blocks=2)
+    features = [torch.randn(2, 8, 6, 6), torch.randn(2, 16, 3, 3)]
+    out = bank(features)
+    assert [t.shape for t in out['b']] == [f.shape for f in features]
+    torch.autograd.backward(torch.stack([t.sum() for t in out['b']]).sum())
+    for layer in bank.scales:
+        assert isinstance(layer, torch.nn.Sequential)
+        first, last = layer[0], layer[-1]
+        assert isinstance(first, torch.nn.Conv2d)
+        assert isinstance(last, torch.nn.Conv2d)
+        assert first.weight.grad is not None
+        assert last.weight.grad is not None
+        hidden = first.out_channels // 2
+        out_channels = last.out_channels // 2
+        # Target 'c' owns the second half of every layer: untouched by 'b'.
+        assert first.weight.grad[hidden:].abs().sum() == 0
+        assert first.weight.grad[:hidden].abs().sum() > 0
+        assert last.weight.grad[out_channels:].abs().sum() == 0
+
+
+def test_shared_projection_is_shared() -> None:
+    projection = SharedProjection([4, 8]).eval()
+    features = [torch.randn(2, 4, 4, 4), torch.randn(2, 8, 2, 2)]
+    out = projection([], [features, features], ['a', 'b'])
+    for scale in range(2):
+        torch.testing.assert_close(out[0][scale], out[1][scale])
+
+
+def test_resolve_availability() -> None:
+    modalities = {'optical': 3, 'sar': 2, 'dsm': 1}
+    inputs = {'optical': torch.zeros(2, 3, 5, 5), 'dsm': torch.zeros(2, 1, 5, 5)}
+    state = resolve_availability(inputs, modalities)
+    assert torch.equal(state.available, torch.tensor([[True, False, True]] * 2))
+    assert torch.equal(state.usable, state.available)
+    assert (state.batch_size, state.height, state.width) == (2, 5, 5)
+    dropped = torch.tensor([[1, 1, 0], [0, 0, 0]])  # not bool; sar ignored
+    state = resolve_availability(inputs, modalities, None, dropped)
+    assert torch.equal(
+        state.usable, torch.tensor([[False, False, True], [True, False, True]])
+    )
