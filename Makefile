@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   set up .venv if needed, then run the main job (examples/demo.py)
-#   make test   set up .venv if needed, then lint, type-check and run the tests
+#   make test   set up .venv if needed, then lint, type-check, test and build the docs
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py $(DEMO_DIR)
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -26,6 +26,9 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)

@@ -88,7 +88,7 @@ def test_plain_torchgeo_cli_resolves_our_class_paths(tmp_path: Path) -> None:
 def test_torchgeo_short_names_still_resolve() -> None:
     # Our entry point keeps TorchGeo's own tasks and datamodules reachable.
     with pytest.raises(SystemExit) as exit_info:
-        main(['fit', '--model', 'SemanticSegmentationTask', '--print_config'])
+        main(['fit', '--model', 'SemanticSegmentation', '--print_config'])
     assert exit_info.value.code == 0
 
 
@@ -192,7 +192,9 @@ def test_ddp_fit_checkpoint_and_synced_metrics(tmp_path: Path) -> None:
         '2',
         '--trainer.strategy',
         'ddp',
-        '--trainer.max_steps',
+        '--trainer.max_epochs',
+        '1',
+        '--trainer.limit_train_batches',
         '2',
         '--trainer.limit_val_batches',
         '2',

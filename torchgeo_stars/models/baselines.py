@@ -17,7 +17,7 @@ from .shared_specific import SharedSpecificSegmenter, check_modalities
 class EarlyFusion(nn.Module):
     """Early fusion: modalities concatenated along channels, one encoder + FPN.
 
-    What a TorchGeo user does today with ``SemanticSegmentationTask`` on the
+    What a TorchGeo user does today with ``torchgeo.tasks.SemanticSegmentation`` on the
     intersection of the rasters. A modality missing (or dropped) for a sample
     is zero-filled, so with modality dropout in training (the task passes
     ``dropped``) this is the ModDrop baseline.

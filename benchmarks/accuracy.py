@@ -1,0 +1,584 @@
+"""Accuracy under missing modalities: STARS against baselines and ablations.
+
+One command writes a synthetic optical + SAR + DSM scene
+(:func:`~torchgeo_stars.datasets.make_synthetic_scene`, fixed scene seed and
+size), then, for every training seed and configuration, trains a
+:class:`~torchgeo_stars.STARSSegmentationTask` on the western stripe of the
+scene (:class:`~torchgeo_stars.datamodules.MultimodalDataModule`) and tests it
+on the eastern stripe under every missing-modality scenario (with three
+modalities, the seven non-empty subsets). Every configuration uses the same
+backbone, decoder width, data, number of steps, learning rate and seeds:
+
+* ``stars``: STARS with the task's defaults;
+* ``early_fusion``: channel concatenation, missing modalities zero-filled,
+  no modality dropout (``model='early_fusion'``, ``p_drop=0``);
+* ``moddrop``: the same network with STARS's modality dropout (``p_drop``);
+* ``shaspec``: ShaSpec-style shared + specific features (``model='shaspec'``);
+* ``stars_no_stopgrad`` / ``stars_random_psa`` / ``stars_no_psa`` /
+  ``stars_no_translation``: the ablations ``stop_gradient=False``,
+  ``psa_sampling='random'``, ``lambda_psa=0``, ``translation=False``.
+
+It prints (and with ``--output`` writes as JSON and markdown) two tables, mIoU
+and mF1 in percent, one row per configuration, one column per scenario, as
+mean ± std over the seeds (min-max in the JSON), plus the test IoU of the
+rarest class (smallest pixel fraction in the scene's label raster) with every
+modality present. It then says which goals hold:
+
+1. in every scenario with a modality missing, STARS mIoU >= best baseline
+   (``early_fusion``, ``moddrop``, ``shaspec``) + 3 points;
+2. with every modality, STARS mIoU >= ``early_fusion`` - 1 point;
+3. class-balanced PSA sampling raises the rarest class's IoU by >= 3 points
+   over random sampling (``stars`` against ``stars_random_psa``).
+
+Goals are judged on the means over seeds.
+
+Usage::
+
+    .venv/bin/python benchmarks/accuracy.py --quick
+    .venv/bin/python benchmarks/accuracy.py [--seeds 0 1 2] [--steps 150]
+        [--size 384] [--patch-size 64] [--configs stars early_fusion ...]
+        [--output benchmarks/results/accuracy]
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning
+import numpy as np
+import rasterio
+import torch
+
+from torchgeo_stars import STARSSegmentationTask
+from torchgeo_stars.datamodules import MultimodalDataModule
+from torchgeo_stars.datasets import SyntheticScene, make_synthetic_scene
+from torchgeo_stars.tasks.scenarios import modality_scenarios, scenario_name
+
+IGNORE_INDEX = 255
+
+#: Task arguments of every configuration (on top of the common ones).
+CONFIGS: dict[str, dict[str, Any]] = {
+    'stars': {},
+    'early_fusion': {'model': 'early_fusion', 'p_drop': 0.0},
+    'moddrop': {'model': 'early_fusion'},
+    'shaspec': {'model': 'shaspec'},
+    'stars_no_stopgrad': {'stop_gradient': False},
+    'stars_random_psa': {'psa_sampling': 'random'},
+    'stars_no_psa': {'lambda_psa': 0.0},
+    'stars_no_translation': {'translation': False},
+}
+
+#: Configurations that are baselines (goal 1 compares STARS with the best).
+BASELINES = ('early_fusion', 'moddrop', 'shaspec')
+
+#: Model keyword arguments every model accepts (backbone-side widths).
+COMMON_MODEL_KWARGS: dict[str, Any] = {
+    'decoder_channels': 64,
+    'decoder_segmentation_channels': 64,
+}
+
+#: Model keyword arguments only STARS accepts.
+STARS_MODEL_KWARGS: dict[str, Any] = {'translator_channels': 64, 'embedding_dim': 64}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Sizes of one benchmark run.
+
+    Attributes:
+        seeds: Training seeds (model initialisation, patch positions, dropout).
+        steps: Training steps per epoch.
+        epochs: Training epochs.
+        size: Optical side of the synthetic scene in pixels.
+        patch_size: Patch side in pixels.
+        batch_size: Patches per batch.
+        scene_seed: Seed of the synthetic scene.
+        backbone: Encoder of every configuration.
+        lr: AdamW learning rate of every configuration.
+    """
+
+    seeds: tuple[int, ...]
+    steps: int
+    epochs: int
+    size: int
+    patch_size: int
+    batch_size: int
+    scene_seed: int
+    backbone: str
+    lr: float
+
+
+@dataclass
+class RunResult:
+    """Test scores of one configuration trained with one seed.
+
+    Attributes:
+        config: Configuration name.
+        seed: Training seed.
+        miou: Scenario name to mIoU (percent).
+        mf1: Scenario name to mF1 (percent).
+        rare_iou: Scenario name to the rarest class's IoU (percent; NaN if the
+            class is neither in the test labels nor predicted).
+        seconds: Wall time of training and testing.
+    """
+
+    config: str
+    seed: int
+    miou: dict[str, float] = field(default_factory=dict)
+    mf1: dict[str, float] = field(default_factory=dict)
+    rare_iou: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv: Arguments (default: ``sys.argv``).
+
+    Returns:
+        The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        '--quick', action='store_true', help='smoke test: one seed, tiny scene, 3 steps'
+    )
+    parser.add_argument('--seeds', type=int, nargs='+', help='training seeds (0 1 2)')
+    parser.add_argument('--steps', type=int, help='training steps per epoch (150)')
+    parser.add_argument('--epochs', type=int, help='training epochs (1)')
+    parser.add_argument('--size', type=int, help='scene side in optical pixels (384)')
+    parser.add_argument('--patch-size', type=int, help='patch side in pixels (64)')
+    parser.add_argument('--batch-size', type=int, help='patches per batch (8)')
+    parser.add_argument('--scene-seed', type=int, default=0, help='scene seed (0)')
+    parser.add_argument('--backbone', default='resnet18', help='encoder (resnet18)')
+    parser.add_argument('--lr', type=float, default=1e-3, help='AdamW lr (1e-3)')
+    parser.add_argument(
+        '--configs',
+        nargs='+',
+        choices=list(CONFIGS),
+        default=list(CONFIGS),
+        help='configurations to run (default: all)',
+    )
+    parser.add_argument(
+        '--output',
+        type=Path,
+        help='write OUTPUT.json and OUTPUT.md (suffix replaced) with the results',
+    )
+    parser.add_argument(
+        '--scene-dir', type=Path, help='where to write the scene (default: temporary)'
+    )
+    return parser.parse_args(argv)
+
+
+def make_setting(args: argparse.Namespace) -> Setting:
+    """Fill the sizes left out with the quick or the full defaults.
+
+    Args:
+        args: Parsed command line.
+
+    Returns:
+        The setting.
+
+    Raises:
+        ValueError: If a size is not positive.
+    """
+    quick = bool(args.quick)
+    defaults: dict[str, Any] = {
+        'seeds': (0,) if quick else (0, 1, 2),
+        'steps': 3 if quick else 150,
+        'epochs': 1,
+        'size': 128 if quick else 384,
+        'patch_size': 32 if quick else 64,
+        'batch_size': 4 if quick else 8,
+    }
+    values = {
+        key: getattr(args, key) if getattr(args, key) is not None else default
+        for key, default in defaults.items()
+    }
+    for key in ('steps', 'epochs', 'size', 'patch_size', 'batch_size'):
+        if values[key] < 1:
+            raise ValueError(f'--{key.replace("_", "-")} must be >= 1, got {values[key]}')
+    return Setting(
+        seeds=tuple(values['seeds']),
+        steps=values['steps'],
+        epochs=values['epochs'],
+        size=values['size'],
+        patch_size=values['patch_size'],
+        batch_size=values['batch_size'],
+        scene_seed=args.scene_seed,
+        backbone=args.backbone,
+        lr=args.lr,
+    )
+
+
+def class_fractions(mask_path: Path, num_classes: int) -> list[float]:
+    """Pixel fraction of every class in a label raster, ignoring ``255``.
+
+    Args:
+        mask_path: Label GeoTIFF.
+        num_classes: Number of classes.
+
+    Returns:
+        One fraction per class.
+
+    Raises:
+        ValueError: If the raster has no labelled pixel.
+    """
+    with rasterio.open(mask_path) as src:
+        labels = src.read(1).ravel()
+    labels = labels[labels != IGNORE_INDEX]
+    if labels.size == 0:
+        raise ValueError(f'the label raster {mask_path} has no labelled pixel')
+    counts = np.bincount(labels, minlength=num_classes)[:num_classes]
+    return [float(c) / labels.size for c in counts]
+
+
+def task_arguments(config: str, setting: Setting) -> dict[str, Any]:
+    """Arguments of :class:`STARSSegmentationTask` for one configuration.
+
+    Args:
+        config: Configuration name (a key of :data:`CONFIGS`).
+        setting: Benchmark sizes.
+
+    Returns:
+        Keyword arguments (without modalities, classes and ignore index).
+    """
+    arguments = dict(CONFIGS[config])
+    kwargs = dict(COMMON_MODEL_KWARGS)
+    if arguments.get('model', 'stars') == 'stars':
+        kwargs.update(STARS_MODEL_KWARGS)
+    arguments.update(
+        backbone=setting.backbone,
+        lr=setting.lr,
+        model_kwargs=kwargs,
+        plot_every_n_epochs=0,
+    )
+    return arguments
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Lightning's info logs, warnings and the task's printed table."""
+    loggers = [logging.getLogger(name) for name in ('lightning', 'lightning.pytorch')]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter('ignore')
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def train_and_test(
+    config: str, seed: int, scene: SyntheticScene, setting: Setting, rarest: int
+) -> RunResult:
+    """Train one configuration with one seed and test every scenario.
+
+    Args:
+        config: Configuration name.
+        seed: Training seed.
+        scene: The synthetic scene.
+        setting: Benchmark sizes.
+        rarest: Index of the rarest class.
+
+    Returns:
+        The test scores in percent.
+    """
+    start = time.perf_counter()
+    with quiet():
+        lightning.seed_everything(seed, workers=True)
+        datamodule = MultimodalDataModule(
+            paths={name: str(path) for name, path in scene.images.items()},
+            mask=str(scene.mask),
+            ignore_index=IGNORE_INDEX,
+            patch_size=setting.patch_size,
+            batch_size=setting.batch_size,
+            length=setting.steps * setting.batch_size,
+            seed=seed,
+        )
+        datamodule.setup('fit')
+        task = STARSSegmentationTask(
+            modalities=datamodule.modalities,
+            num_classes=scene.num_classes,
+            class_names=list(scene.class_names),
+            ignore_index=IGNORE_INDEX,
+            **task_arguments(config, setting),
+        )
+        trainer = lightning.Trainer(
+            accelerator='cpu',
+            devices=1,
+            max_epochs=setting.epochs,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(task, datamodule=datamodule)
+        trainer.test(task, datamodule=datamodule, verbose=False)
+    result = RunResult(config, seed)
+    for name, score in task.scenario_scores['test'].items():
+        result.miou[name] = 100 * score.miou
+        result.mf1[name] = 100 * score.mf1
+        result.rare_iou[name] = 100 * score.iou[rarest]
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def summarise(values: Sequence[float]) -> dict[str, float]:
+    """Mean, std (sample; 0 for one value), min and max, ignoring NaN.
+
+    Args:
+        values: Values over seeds.
+
+    Returns:
+        The summary (NaN everywhere if no value is finite).
+    """
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return {'mean': math.nan, 'std': math.nan, 'min': math.nan, 'max': math.nan}
+    return {
+        'mean': statistics.fmean(finite),
+        'std': statistics.stdev(finite) if len(finite) > 1 else 0.0,
+        'min': min(finite),
+        'max': max(finite),
+    }
+
+
+def aggregate(
+    results: Sequence[RunResult], configs: Sequence[str], scenarios: Sequence[str]
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Summarise the runs over seeds.
+
+    Args:
+        results: Every run.
+        configs: Configurations in table order.
+        scenarios: Scenario names in table order.
+
+    Returns:
+        ``summary[metric][config][scenario]`` with metric ``miou``, ``mf1``
+        or ``rare_iou``.
+    """
+    summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for metric in ('miou', 'mf1', 'rare_iou'):
+        summary[metric] = {}
+        for config in configs:
+            runs = [r for r in results if r.config == config]
+            summary[metric][config] = {
+                scenario: summarise(
+                    [getattr(r, metric).get(scenario, math.nan) for r in runs]
+                )
+                for scenario in scenarios
+            }
+    return summary
+
+
+def cell(stats: Mapping[str, float]) -> str:
+    """Format ``mean ± std``.
+
+    Args:
+        stats: A summary from :func:`summarise`.
+
+    Returns:
+        The text.
+    """
+    if math.isnan(stats['mean']):
+        return 'n/a'
+    return f'{stats["mean"]:.1f} ± {stats["std"]:.1f}'
+
+
+def markdown_table(
+    summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+    metric: str,
+    configs: Sequence[str],
+    scenarios: Sequence[str],
+    rare_label: str,
+) -> str:
+    """One markdown table: configurations by scenarios, plus the rarest class.
+
+    Args:
+        summary: Output of :func:`aggregate`.
+        metric: ``miou`` or ``mf1``.
+        configs: Row order.
+        scenarios: Column order (the first is every modality).
+        rare_label: Header of the rarest-class column.
+
+    Returns:
+        The table.
+    """
+    header = ['config', *scenarios, rare_label]
+    lines = [
+        '| ' + ' | '.join(header) + ' |',
+        '|' + '|'.join(['---'] + ['---:'] * (len(header) - 1)) + '|',
+    ]
+    full = scenarios[0]
+    for config in configs:
+        row = [cell(summary[metric][config][s]) for s in scenarios]
+        row.append(cell(summary['rare_iou'][config][full]))
+        lines.append('| ' + ' | '.join([config, *row]) + ' |')
+    return '\n'.join(lines)
+
+
+def check_goals(
+    summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+    configs: Sequence[str],
+    scenarios: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Judge the three goals on the means over seeds.
+
+    Args:
+        summary: Output of :func:`aggregate`.
+        configs: Configurations that were run.
+        scenarios: Scenario names (the first is every modality).
+
+    Returns:
+        One entry per goal: ``goal``, ``holds`` (True, False, or None when a
+        configuration it needs was not run) and ``detail``.
+    """
+    miou = summary['miou']
+    goals: list[dict[str, Any]] = []
+    baselines = [b for b in BASELINES if b in configs]
+    text = 'STARS mIoU >= best baseline + 3 in every scenario with a modality missing'
+    if 'stars' in configs and baselines:
+        details, holds = [], True
+        for scenario in scenarios[1:]:
+            best = max(baselines, key=lambda b: miou[b][scenario]['mean'])
+            margin = miou['stars'][scenario]['mean'] - miou[best][scenario]['mean']
+            holds = holds and margin >= 3
+            details.append(f'{scenario}: {margin:+.1f} vs {best}')
+        goals.append({'goal': text, 'holds': holds, 'detail': '; '.join(details)})
+    else:
+        goals.append({'goal': text, 'holds': None, 'detail': 'needs stars + a baseline'})
+    text = 'STARS mIoU >= early_fusion - 1 with every modality'
+    if 'stars' in configs and 'early_fusion' in configs:
+        full = scenarios[0]
+        margin = miou['stars'][full]['mean'] - miou['early_fusion'][full]['mean']
+        goals.append({'goal': text, 'holds': margin >= -1, 'detail': f'{margin:+.1f}'})
+    else:
+        goals.append({'goal': text, 'holds': None, 'detail': 'needs early_fusion'})
+    text = 'balanced PSA raises the rarest-class IoU by >= 3 over random sampling'
+    if 'stars' in configs and 'stars_random_psa' in configs:
+        rare = summary['rare_iou']
+        full = scenarios[0]
+        margin = rare['stars'][full]['mean'] - rare['stars_random_psa'][full]['mean']
+        goals.append({'goal': text, 'holds': margin >= 3, 'detail': f'{margin:+.1f}'})
+    else:
+        goals.append({'goal': text, 'holds': None, 'detail': 'needs stars_random_psa'})
+    return goals
+
+
+def goal_lines(goals: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Format the goals, one line each.
+
+    Args:
+        goals: Output of :func:`check_goals`.
+
+    Returns:
+        The lines.
+    """
+    verdict = {True: 'MET', False: 'NOT MET', None: 'NOT CHECKED'}
+    return [f'- {verdict[g["holds"]]}: {g["goal"]} ({g["detail"]})' for g in goals]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark.
+
+    Args:
+        argv: Arguments (default: ``sys.argv``).
+    """
+    args = parse_args(argv)
+    setting = make_setting(args)
+    configs = [c for c in CONFIGS if c in args.configs]
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        scene_dir = args.scene_dir
+        if scene_dir is None:
+            scene_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        scene = make_synthetic_scene(
+            scene_dir, size=setting.size, seed=setting.scene_seed, overwrite=True
+        )
+        fractions = class_fractions(scene.mask, scene.num_classes)
+        rarest = min(range(scene.num_classes), key=lambda k: fractions[k])
+        rare_name = scene.class_names[rarest]
+        scenarios = [scenario_name(s) for s in modality_scenarios(scene.modalities)]
+        print(f'setting: {asdict(setting)}')
+        print(
+            f'rarest class: {rarest} {rare_name} ({100 * fractions[rarest]:.2f} % '
+            'of labelled pixels)'
+        )
+        results: list[RunResult] = []
+        for seed in setting.seeds:
+            for config in configs:
+                result = train_and_test(config, seed, scene, setting, rarest)
+                results.append(result)
+                print(
+                    f'seed {seed} {config:<21} {result.seconds:5.0f} s  mIoU '
+                    + ' '.join(f'{result.miou.get(s, math.nan):5.1f}' for s in scenarios),
+                    flush=True,
+                )
+    summary = aggregate(results, configs, scenarios)
+    rare_label = f'IoU {rare_name} (rarest, all)'
+    tables = {
+        metric: markdown_table(summary, metric, configs, scenarios, rare_label)
+        for metric in ('miou', 'mf1')
+    }
+    goals = check_goals(summary, configs, scenarios)
+    elapsed = time.perf_counter() - start
+    seeds = len(setting.seeds)
+    report = '\n'.join(
+        [
+            f'mIoU (%), mean ± std over {seeds} seed(s), test stripe:',
+            '',
+            tables['miou'],
+            '',
+            f'mF1 (%), mean ± std over {seeds} seed(s), test stripe:',
+            '',
+            tables['mf1'],
+            '',
+            'Goals (means over seeds):',
+            '',
+            *goal_lines(goals),
+            '',
+            f'total wall time: {elapsed:.0f} s',
+        ]
+    )
+    print()
+    print(report)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            'setting': asdict(setting),
+            'configs': {c: task_arguments(c, setting) for c in configs},
+            'class_names': list(scene.class_names),
+            'class_fractions': fractions,
+            'rarest_class': rare_name,
+            'scenarios': scenarios,
+            'summary': summary,
+            'goals': goals,
+            'runs': [asdict(r) for r in results],
+            'seconds': elapsed,
+        }
+        json_path = args.output.with_suffix('.json')
+        json_path.write_text(json.dumps(payload, indent=2) + '\n')
+        args.output.with_suffix('.md').write_text(report + '\n')
+        print(f'wrote {json_path} and {args.output.with_suffix(".md")}')
+
+
+if __name__ == '__main__':
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    main()

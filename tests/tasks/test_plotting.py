@@ -1,0 +1,45 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from torchgeo_stars.tasks.plotting import default_colors, display_image, plot_scenarios
+
+
+def test_display_image_shows_four_bands_as_rgb_from_red_green_blue() -> None:
+    image = torch.zeros(4, 8, 8)
+    image[2] = torch.linspace(0, 1, 64).reshape(8, 8)  # red band of B, G, R, NIR
+    shown = display_image(image)
+    assert shown.shape == (8, 8, 3)
+    assert shown.min() >= 0
+    assert shown.max() <= 1
+    # Red lands in the first RGB channel and is the only one that varies.
+    assert np.ptp(shown[..., 0]) > 0.5
+    assert np.ptp(shown[..., 1]) == 0
+
+
+def test_display_image_single_band_is_grey_and_nan_safe() -> None:
+    image = torch.randn(1, 6, 6)
+    image[0, 0, 0] = float('nan')
+    shown = display_image(image)
+    assert shown.shape == (6, 6)
+    assert np.isfinite(shown).all()
+
+
+def test_plot_has_a_panel_per_modality_label_and_scenario() -> None:
+    images = {'optical': torch.rand(4, 16, 16), 'sar': torch.rand(2, 16, 16)}
+    mask = torch.randint(0, 3, (16, 16))
+    predictions = {'optical+sar': mask, 'sar': torch.zeros(16, 16, dtype=torch.long)}
+    figure = plot_scenarios(
+        images, mask, predictions, ['a', 'b', 'c'], available={'optical': False}
+    )
+    axes = figure.get_axes()
+    assert len(axes) == 2 + 1 + 2
+    titles = [axis.get_title() for axis in axes]
+    assert titles == ['optical (missing)', 'sar', 'label', 'optical+sar', 'sar']
+    plt.close(figure)
+
+
+def test_default_colors_are_distinct() -> None:
+    colors = default_colors(12)
+    assert len(set(colors)) == 12
+    assert all(0 <= value <= 255 for color in colors for value in color)
