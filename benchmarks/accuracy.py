@@ -62,7 +62,11 @@ import torch
 
 from torchgeo_stars import STARSSegmentationTask
 from torchgeo_stars.datamodules import MultimodalDataModule
-from torchgeo_stars.datasets import SyntheticScene, make_synthetic_scene
+from torchgeo_stars.datasets import (
+    ModalityStatistics,
+    SyntheticScene,
+    make_synthetic_scene,
+)
 from torchgeo_stars.tasks.scenarios import modality_scenarios, scenario_name
 
 IGNORE_INDEX = 255
@@ -178,6 +182,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--scene-dir', type=Path, help='where to write the scene (default: temporary)'
     )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads (1: fastest on a shared 2-core machine)',
+    )
     return parser.parse_args(argv)
 
 
@@ -198,8 +208,8 @@ def make_setting(args: argparse.Namespace) -> Setting:
         'seeds': (0,) if quick else (0, 1, 2),
         'steps': 3 if quick else 150,
         'epochs': 1,
-        'size': 128 if quick else 384,
-        'patch_size': 32 if quick else 64,
+        'size': 256 if quick else 384,
+        'patch_size': 64,
         'batch_size': 4 if quick else 8,
     }
     values = {
@@ -208,7 +218,9 @@ def make_setting(args: argparse.Namespace) -> Setting:
     }
     for key in ('steps', 'epochs', 'size', 'patch_size', 'batch_size'):
         if values[key] < 1:
-            raise ValueError(f'--{key.replace("_", "-")} must be >= 1, got {values[key]}')
+            raise ValueError(
+                f'--{key.replace("_", "-")} must be >= 1, got {values[key]}'
+            )
     return Setting(
         seeds=tuple(values['seeds']),
         steps=values['steps'],
@@ -283,8 +295,42 @@ def quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
+def make_datamodule(
+    scene: SyntheticScene,
+    setting: Setting,
+    seed: int,
+    statistics: Mapping[str, ModalityStatistics] | None = None,
+) -> MultimodalDataModule:
+    """The datamodule over the scene (west: train, then val, east: test).
+
+    Args:
+        scene: The synthetic scene.
+        setting: Benchmark sizes.
+        seed: Seed of the training patch positions.
+        statistics: Normalisation statistics (estimated in ``setup`` if None).
+
+    Returns:
+        The datamodule, not set up.
+    """
+    return MultimodalDataModule(
+        paths={name: str(path) for name, path in scene.images.items()},
+        mask=str(scene.mask),
+        ignore_index=IGNORE_INDEX,
+        statistics=statistics,
+        patch_size=setting.patch_size,
+        batch_size=setting.batch_size,
+        length=setting.steps * setting.batch_size,
+        seed=seed,
+    )
+
+
 def train_and_test(
-    config: str, seed: int, scene: SyntheticScene, setting: Setting, rarest: int
+    config: str,
+    seed: int,
+    scene: SyntheticScene,
+    setting: Setting,
+    rarest: int,
+    statistics: Mapping[str, ModalityStatistics],
 ) -> RunResult:
     """Train one configuration with one seed and test every scenario.
 
@@ -294,6 +340,7 @@ def train_and_test(
         scene: The synthetic scene.
         setting: Benchmark sizes.
         rarest: Index of the rarest class.
+        statistics: Normalisation statistics shared by every run.
 
     Returns:
         The test scores in percent.
@@ -301,15 +348,7 @@ def train_and_test(
     start = time.perf_counter()
     with quiet():
         lightning.seed_everything(seed, workers=True)
-        datamodule = MultimodalDataModule(
-            paths={name: str(path) for name, path in scene.images.items()},
-            mask=str(scene.mask),
-            ignore_index=IGNORE_INDEX,
-            patch_size=setting.patch_size,
-            batch_size=setting.batch_size,
-            length=setting.steps * setting.batch_size,
-            seed=seed,
-        )
+        datamodule = make_datamodule(scene, setting, seed, statistics)
         datamodule.setup('fit')
         task = STARSSegmentationTask(
             modalities=datamodule.modalities,
@@ -463,7 +502,9 @@ def check_goals(
             details.append(f'{scenario}: {margin:+.1f} vs {best}')
         goals.append({'goal': text, 'holds': holds, 'detail': '; '.join(details)})
     else:
-        goals.append({'goal': text, 'holds': None, 'detail': 'needs stars + a baseline'})
+        goals.append(
+            {'goal': text, 'holds': None, 'detail': 'needs stars + a baseline'}
+        )
     text = 'STARS mIoU >= early_fusion - 1 with every modality'
     if 'stars' in configs and 'early_fusion' in configs:
         full = scenarios[0]
@@ -495,6 +536,24 @@ def goal_lines(goals: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f'- {verdict[g["holds"]]}: {g["goal"]} ({g["detail"]})' for g in goals]
 
 
+def without_nan(value: Any) -> Any:
+    """Replace NaN floats by None, recursively, so the JSON stays standard.
+
+    Args:
+        value: Nested dicts, lists, tuples and scalars.
+
+    Returns:
+        The same structure with NaN replaced.
+    """
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nan(item) for item in value]
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark.
 
@@ -503,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = parse_args(argv)
     setting = make_setting(args)
+    torch.set_num_threads(max(1, args.threads))
     configs = [c for c in CONFIGS if c in args.configs]
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -516,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         rarest = min(range(scene.num_classes), key=lambda k: fractions[k])
         rare_name = scene.class_names[rarest]
         scenarios = [scenario_name(s) for s in modality_scenarios(scene.modalities)]
+        reference = make_datamodule(scene, setting, setting.scene_seed)
+        with quiet():
+            reference.setup('fit')
+        statistics = dict(reference.statistics)
         print(f'setting: {asdict(setting)}')
         print(
             f'rarest class: {rarest} {rare_name} ({100 * fractions[rarest]:.2f} % '
@@ -524,11 +588,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         results: list[RunResult] = []
         for seed in setting.seeds:
             for config in configs:
-                result = train_and_test(config, seed, scene, setting, rarest)
+                result = train_and_test(
+                    config, seed, scene, setting, rarest, statistics
+                )
                 results.append(result)
                 print(
                     f'seed {seed} {config:<21} {result.seconds:5.0f} s  mIoU '
-                    + ' '.join(f'{result.miou.get(s, math.nan):5.1f}' for s in scenarios),
+                    + ' '.join(
+                        f'{result.miou.get(s, math.nan):5.1f}' for s in scenarios
+                    ),
                     flush=True,
                 )
     summary = aggregate(results, configs, scenarios)
@@ -574,11 +642,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             'seconds': elapsed,
         }
         json_path = args.output.with_suffix('.json')
-        json_path.write_text(json.dumps(payload, indent=2) + '\n')
+        json_path.write_text(json.dumps(without_nan(payload), indent=2) + '\n')
         args.output.with_suffix('.md').write_text(report + '\n')
         print(f'wrote {json_path} and {args.output.with_suffix(".md")}')
 
 
 if __name__ == '__main__':
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     main()

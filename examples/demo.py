@@ -41,7 +41,7 @@ def main() -> None:
     args = parse_args()
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    size, patch, epochs, steps = (192, 32, 1, 4) if args.quick else (512, 64, 8, 25)
+    size, patch, epochs, steps = (192, 32, 1, 4) if args.quick else (512, 64, 6, 20)
     scene_dir = args.out_dir / 'scene'
     print(f'== 1. writing a synthetic scene to {scene_dir}')
     scene = make_synthetic_scene(scene_dir, size=size, seed=args.seed, overwrite=True)

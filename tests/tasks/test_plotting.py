@@ -43,3 +43,16 @@ def test_default_colors_are_distinct() -> None:
     colors = default_colors(12)
     assert len(set(colors)) == 12
     assert all(0 <= value <= 255 for color in colors for value in color)
+
+
+def test_ignored_labels_are_not_drawn_as_a_class() -> None:
+    images = {'sar': torch.rand(2, 8, 8)}
+    mask = torch.zeros(8, 8, dtype=torch.long)
+    mask[:4] = 255
+    figure = plot_scenarios(images, mask, {}, ['a', 'b'])
+    label_axis = figure.get_axes()[1]
+    shown = label_axis.get_images()[0].get_array()
+    assert np.ma.is_masked(shown)
+    assert shown.mask[:4].all()
+    assert not shown.mask[4:].any()
+    plt.close(figure)

@@ -3,9 +3,6 @@
 from collections.abc import Mapping, Sequence
 
 import matplotlib
-
-matplotlib.use('Agg')
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -92,7 +89,10 @@ def plot_scenarios(
     label_kwargs = {'cmap': cmap, 'vmin': 0, 'vmax': len(class_names) - 1}
     label_kwargs['interpolation'] = 'nearest'
     if mask is not None:
-        rest[0].imshow(mask.cpu().numpy(), **label_kwargs)
+        labels = mask.cpu().numpy()
+        # Ignored / nodata labels (outside 0..K-1) are left blank.
+        shown = np.ma.masked_where((labels < 0) | (labels >= len(class_names)), labels)
+        rest[0].imshow(shown, **label_kwargs)
         rest[0].set_title('label')
         rest = rest[1:]
     for (scenario, prediction), axis in zip(predictions.items(), rest, strict=True):
