@@ -52,7 +52,8 @@ def test_ignored_labels_are_not_drawn_as_a_class() -> None:
     figure = plot_scenarios(images, mask, {}, ['a', 'b'])
     label_axis = figure.get_axes()[1]
     shown = label_axis.get_images()[0].get_array()
-    assert np.ma.is_masked(shown)
-    assert shown.mask[:4].all()
-    assert not shown.mask[4:].any()
+    assert shown is not None
+    hidden = np.ma.getmaskarray(shown)
+    assert hidden[:4].all()
+    assert not hidden[4:].any()
     plt.close(figure)
