@@ -135,3 +135,14 @@ def test_build_model_errors() -> None:
         build_model('unet', modalities=TWO, num_classes=2)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"model 'early_fusion'.*translation"):
         build_model('early_fusion', modalities=TWO, num_classes=2, translation=False)
+
+
+def test_training_with_one_undropped_row_does_not_break_batch_norm() -> None:
+    # SAR is dropped on two of three rows: encoding only the third row would
+    # give batch norm one sample at 1 x 1 in the deepest stage (32 px input).
+    model = make_shaspec(TWO).train()
+    inputs = make_inputs(TWO, batch=3, height=32, width=32)
+    dropped = torch.tensor([[False, True], [False, True], [True, False]])
+    output = model(inputs, dropped=dropped)
+    assert output.logits.shape == (3, NUM_CLASSES, 32, 32)
+    assert torch.isfinite(output.logits).all()

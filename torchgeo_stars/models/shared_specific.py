@@ -219,7 +219,12 @@ class SharedSpecificSegmenter(nn.Module):
         alignment = self.embedding_heads is not None and (
             self.training or return_alignment
         )
-        encoded = state.available if alignment else state.usable
+        # In training, dropped modalities are encoded too (their features are
+        # not fused): the alignment losses need them, and encoder batches then
+        # stay as large as the data allows, which batch norm needs on small
+        # patches (one sample at 1 x 1 cannot be normalised).
+        training = alignment or self.training
+        encoded = state.available if training else state.usable
         specific_sub, shared_sub, index = self._encode(inputs, encoded)
         batch = state.batch_size
         specific = {

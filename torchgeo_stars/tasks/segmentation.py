@@ -139,7 +139,9 @@ class STARSSegmentationTask(BaseTask):
                 holds the trained weights.
             shared_encoder: How STARS computes shared features: ``'projection'``
                 (shared projections of the specific features, cheap) or
-                ``'backbone'`` (one shared backbone run per modality).
+                ``'backbone'`` (one shared backbone run per modality). The
+                ShaSpec baseline keeps its own shared backbone unless
+                ``model_kwargs`` says otherwise.
             translation: Whether STARS recovers missing modalities by
                 translation (False: zero-filled, the no-translation ablation).
             class_names: Class names for logs, plots and GeoTIFF metadata;
@@ -227,8 +229,6 @@ class STARSSegmentationTask(BaseTask):
         if hparams['model'] == 'stars':
             kwargs.setdefault('shared_encoder', hparams['shared_encoder'])
             kwargs.setdefault('translation', hparams['translation'])
-        elif hparams['model'] == 'shaspec':
-            kwargs.setdefault('shared_encoder', hparams['shared_encoder'])
         self.model = build_model(
             hparams['model'],
             modalities=dict(hparams['modalities']),
