@@ -227,3 +227,20 @@ def test_checkpoint_alone_rebuilds_the_model(tmp_path: Path) -> None:
         expected = task.predict_step(batch, 0)['probabilities']
         actual = restored.predict_step(batch, 0)['probabilities']
     assert torch.allclose(expected, actual, atol=1e-6)
+
+
+def test_validation_logs_a_scenario_figure_to_tensorboard(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    task = tiny_task(plot_every_n_epochs=1)
+    logger = TensorBoardLogger(tmp_path, name='run')
+    validate = trainer(logger=logger)
+    validate.validate(task, one_batch_loader(random_batch()), verbose=False)
+    logger.experiment.flush()
+    events = EventAccumulator(logger.log_dir)
+    events.Reload()
+    assert 'val/scenarios' in events.Tags()['images']
+    image = events.Images('val/scenarios')[0]
+    # One panel per modality, the label and the seven scenarios: a wide figure.
+    assert image.width > 3 * image.height
