@@ -157,9 +157,11 @@ def test_failure_mid_run_leaves_no_file(optical: Optical, tmp_path: Path) -> Non
 
 def test_not_a_stars_checkpoint(tmp_path: Path) -> None:
     garbage = tmp_path / 'garbage.ckpt'
-    garbage.write_bytes(os.urandom(2048))
-    with pytest.raises(ConfigurationError, match='not a STARS checkpoint'):
-        load_predictor(garbage)
+    generator = np.random.default_rng(0)
+    for _ in range(200):
+        garbage.write_bytes(generator.bytes(2048))
+        with pytest.raises(ConfigurationError, match='not a STARS checkpoint'):
+            load_predictor(garbage)
     plain = tmp_path / 'plain.ckpt'
     torch.save({'weights': torch.zeros(2)}, plain)
     with pytest.raises(ConfigurationError, match=r'not a STARS checkpoint.*state_dict'):
