@@ -1,8 +1,13 @@
 """Lightning tasks: STARS training and missing-modality evaluation."""
 
 from .metrics import SegmentationScores, format_scenario_table, scores_from_confusion
-from .scenarios import modality_scenarios, scenario_availability, scenario_name
-from .segmentation import STARSSegmentationTask, modality_dropout, scenario_names
+from .scenarios import (
+    modality_scenarios,
+    scenario_availability,
+    scenario_name,
+    scenario_names,
+)
+from .segmentation import STARSSegmentationTask, modality_dropout
 
 __all__ = [
     'STARSSegmentationTask',

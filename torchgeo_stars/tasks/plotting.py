@@ -5,7 +5,6 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -107,15 +106,3 @@ def plot_scenarios(
     figure.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8))
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     return figure
-
-
-def predictions_to_classes(logits: Tensor) -> Tensor:
-    """Arg-max over the class dimension.
-
-    Args:
-        logits: ``(B, K, H, W)`` class scores.
-
-    Returns:
-        ``(B, H, W)`` class indices.
-    """
-    return torch.argmax(logits, dim=1)

@@ -57,3 +57,15 @@ def scenario_availability(
         device=available.device,
     )
     return available & keep
+
+
+def scenario_names(modalities: Sequence[str]) -> list[str]:
+    """Names of every missing-modality scenario, largest first.
+
+    Args:
+        modalities: Modality names.
+
+    Returns:
+        Scenario names such as ``optical+sar+dsm`` ... ``dsm``.
+    """
+    return [scenario_name(subset) for subset in modality_scenarios(modalities)]

@@ -1,6 +1,5 @@
 """STARSSegmentationTask: training and missing-modality evaluation in Lightning."""
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch.utilities.types
@@ -17,7 +16,7 @@ from ..errors import ConfigurationError
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
 from ..models import SegmentationOutput, build_model
 from .metrics import SegmentationScores, format_scenario_table, scores_from_confusion
-from .plotting import default_colors, plot_scenarios, predictions_to_classes
+from .plotting import default_colors, plot_scenarios
 from .scenarios import modality_scenarios, scenario_availability, scenario_name
 
 #: Key under which the task keeps its extra state in a checkpoint.
@@ -451,7 +450,7 @@ class STARSSegmentationTask(BaseTask):
                 if modality in subset
             }
             output: SegmentationOutput = self.model(scenario_inputs, keep[rows])
-            predicted = predictions_to_classes(output.logits)
+            predicted = output.logits.argmax(dim=1)
             metrics[name].update(predicted, target[rows])
             if bool(rows[0]):
                 predictions[name] = predicted[0]
@@ -680,15 +679,3 @@ class STARSSegmentationTask(BaseTask):
         extra = checkpoint.get(CHECKPOINT_KEY) or {}
         self.data_statistics = extra.get('statistics')
         self.reader_options = extra.get('reader_options')
-
-
-def scenario_names(modalities: Sequence[str]) -> list[str]:
-    """Names of every missing-modality scenario, largest first.
-
-    Args:
-        modalities: Modality names.
-
-    Returns:
-        Scenario names such as ``optical+sar+dsm`` ... ``dsm``.
-    """
-    return [scenario_name(subset) for subset in modality_scenarios(modalities)]
