@@ -17,11 +17,12 @@ every modality present in the data, for these configurations:
   ``shared_encoder='projection'``, the defaults ``p_drop=0.3``,
   ``lambda_tr=1``, ``lambda_psa=0.1``): the lines of its ``training_step``
   (modality dropout, model forward with ``dropped``, segmentation +
-  translation + PSA losses) then backward and AdamW.
+  translation + PSA losses) then backward and the task's optimizer (its
+  ``configure_optimizers``: fused AdamW; the early-fusion rows use TorchGeo's
+  ``configure_optimizers`` likewise).
 * ``stars_no_align``: the same task and dropout draw, with the model asked for
-  no alignment outputs (its PSA embedding heads are detached for the step,
-  which is how the model decides whether to compute them) and the translation
-  and PSA losses skipped. ``(stars - stars_no_align) / stars`` is share (a):
+  no alignment outputs (``return_alignment=False``) and the translation and
+  PSA losses skipped. ``(stars - stars_no_align) / stars`` is share (a):
   everything the alignment costs, i.e. the translators run on every row, the
   encoders of dropped modalities (run only for the alignment targets), the
   embedding heads, the two losses and all their backward.
@@ -48,13 +49,13 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import segmentation_models_pytorch as smp
 import torch
+from lightning.pytorch import LightningModule
 from torch import Tensor, nn
-from torch.optim import AdamW
+from torch.optim import Optimizer
 from torchgeo.tasks import SemanticSegmentation
 
 from torchgeo_stars import STARSSegmentationTask
@@ -89,6 +90,15 @@ class Batch:
         self.available = torch.ones(batch_size, len(MODALITIES), dtype=torch.bool)
 
 
+def task_optimizer(task: LightningModule) -> Optimizer:
+    """The optimizer a task trains with (its ``configure_optimizers``)."""
+    configured = task.configure_optimizers()
+    if isinstance(configured, dict):
+        configured = configured['optimizer']
+    assert isinstance(configured, Optimizer)
+    return configured
+
+
 def early_fusion_step(model_name: str, batch: Batch) -> Step:
     """A TorchGeo SemanticSegmentation training step on the 7 stacked bands."""
     task = SemanticSegmentation(
@@ -106,7 +116,7 @@ def early_fusion_step(model_name: str, batch: Batch) -> Step:
             classes=NUM_CLASSES,
         )
     task.train()
-    optimizer = AdamW(task.parameters(), lr=task.hparams['lr'])
+    optimizer = task_optimizer(task)
 
     def step(round_index: int) -> Splits:
         start = time.perf_counter()
@@ -125,24 +135,6 @@ def early_fusion_step(model_name: str, batch: Batch) -> Step:
         }
 
     return step
-
-
-@contextmanager
-def alignment_outputs(model: nn.Module, enabled: bool) -> Iterator[None]:
-    """Let the STARS model compute its alignment outputs or not.
-
-    In training mode the model fills them whenever it has PSA embedding heads;
-    detaching the heads for the duration switches them off.
-    """
-    if enabled:
-        yield
-        return
-    heads = model.embedding_heads
-    model.embedding_heads = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        model.embedding_heads = heads
 
 
 def alignment_tensors(output: SegmentationOutput) -> list[Tensor]:
@@ -164,7 +156,7 @@ def stars_step(
         shared_encoder=shared_encoder,  # type: ignore[arg-type]
     )
     task.train()
-    optimizer = AdamW(task.parameters(), lr=task.hparams['lr'])
+    optimizer = task_optimizer(task)
     lambda_tr = float(task.hparams['lambda_tr'])
     lambda_psa = float(task.hparams['lambda_psa'])
     p_drop = float(task.hparams['p_drop'])
@@ -174,10 +166,9 @@ def stars_step(
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         dropped = modality_dropout(batch.available, p_drop, generator=generator)
-        with alignment_outputs(task.model, align):
-            output: SegmentationOutput = task.model(
-                batch.inputs, batch.available, dropped=dropped
-            )
+        output: SegmentationOutput = task.model(
+            batch.inputs, batch.available, dropped=dropped, return_alignment=align
+        )
         model_end = time.perf_counter()
         loss = task.segmentation_loss(output.logits, batch.mask)
         seg_end = time.perf_counter()

@@ -10,8 +10,10 @@ next to TorchGeo's own. Two more commands:
   writes a georeferenced prediction, ``torchgeo-stars join-geotiff`` joins
   the parts of a sharded one.
 
-Errors a user can fix are printed as one line and the command exits with
-status 2, without a traceback.
+Errors a user can fix are printed as one line, without a traceback. Every
+command exits with status 0 on success, 1 on a problem with the data,
+configuration, checkpoint or output, 2 when its arguments cannot be parsed
+(argparse's and jsonargparse's own status) and 130 when interrupted.
 """
 
 import argparse
@@ -141,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 on success, 2 on an error the user can fix.
+        The exit status: 0 on success, 1 on an error the user can fix, 2 on
+        arguments that cannot be parsed.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     commands: dict[str, Callable[[Sequence[str]], int]] = {
@@ -159,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = ' '.join(str(cause).split())
         print(f'torchgeo-stars: error: {message}', file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print('torchgeo-stars: interrupted', file=sys.stderr)
         return 130

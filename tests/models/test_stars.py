@@ -3,8 +3,8 @@
 import copy
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, cast
 
 import pytest
 import torch
@@ -236,6 +236,44 @@ def test_evaluation_computes_only_logits(stars3: STARS) -> None:
     assert out.specific == {}
     assert out.translated == {}
     assert out.embeddings == {}
+
+
+def test_training_without_alignment_outputs() -> None:
+    model = make_stars(THREE).train()
+    inputs = make_inputs(THREE, 3, 32, 32)
+    dropped = torch.zeros(3, 3, dtype=torch.bool)
+    dropped[0, 0] = True
+    translator = model.translation
+    embedding_heads = model.embedding_heads
+    assert translator is not None
+    assert embedding_heads is not None
+    banks = [cast(TranslatorBank, bank) for bank in translator.banks.values()]
+    first_scales = [bank.scales[0] for bank in banks]
+    torch.manual_seed(0)
+    with ExitStack() as stack:
+        translator_calls = [
+            stack.enter_context(record_batches(m)) for m in first_scales
+        ]
+        head_calls = stack.enter_context(record_batches(embedding_heads))
+        out = model(inputs, None, dropped, return_alignment=False)
+    assert out.specific == {}
+    assert out.translated == {}
+    assert out.embeddings == {}
+    assert head_calls == []
+    # In training every source is translated on all its rows (batch norm).
+    assert translator_calls == [[3], [3], [3]]
+    torch.manual_seed(0)
+    full = model(inputs, None, dropped)
+    assert full.embeddings
+    assert full.translated
+    torch.testing.assert_close(out.logits, full.logits)
+
+
+def test_models_keep_weights_channels_last(stars3: STARS) -> None:
+    convolutions = [m for m in stars3.modules() if isinstance(m, nn.Conv2d)]
+    assert convolutions
+    for conv in convolutions:
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_alignment_level_selects_embedding_scale() -> None:

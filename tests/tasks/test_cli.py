@@ -134,7 +134,7 @@ def test_bad_configuration_is_one_line_without_traceback(
         *override,
         cwd=tmp_path,
     )
-    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.returncode == 1, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
     errors = [
         line for line in result.stderr.splitlines() if 'torchgeo-stars: error' in line
@@ -155,7 +155,7 @@ def test_synthetic_command_writes_a_scene(tmp_path: Path) -> None:
         'sar',
     ]
     # A second run refuses to overwrite, as one line.
-    assert main(['synthetic', str(tmp_path / 'scene'), '--size', '48']) == 2
+    assert main(['synthetic', str(tmp_path / 'scene'), '--size', '48']) == 1
 
 
 def scenario_table(stdout: str) -> str:

@@ -15,7 +15,7 @@ class EmbeddingHeads(nn.Module):
     """
 
     def __init__(
-        self, modalities: Sequence[str], in_channels: int, dim: int = 128
+        self, modalities: Sequence[str], in_channels: int, dim: int = 64
     ) -> None:
         """Build the heads.
 

@@ -9,6 +9,7 @@ scales an FPN decoder reads.
 from collections.abc import Mapping, Sequence
 from typing import cast
 
+import torch
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
@@ -79,8 +80,11 @@ class EncoderPyramid(nn.Module):
                 :attr:`output_stride`.
 
         Returns:
-            The decoder scales, finest first.
+            The decoder scales, finest first, in channels-last memory format.
         """
+        # Channels-last (NHWC) is the layout oneDNN and cuDNN convolve fastest;
+        # the features keep it through translation, fusion and the decoder.
+        x = x.contiguous(memory_format=torch.channels_last)
         features = cast(list[Tensor], self.encoder(x))
         return features[-NUM_DECODER_SCALES:]
 

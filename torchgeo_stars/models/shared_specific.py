@@ -180,6 +180,9 @@ class SharedSpecificSegmenter(nn.Module):
             decoder_segmentation_channels,
             dropout,
         )
+        # Channels-last weights: oneDNN and cuDNN run these convolutions
+        # fastest in NHWC (about 10 % of a CPU training step here).
+        self.to(memory_format=torch.channels_last)
 
     @property
     def modality_names(self) -> list[str]:
@@ -191,7 +194,7 @@ class SharedSpecificSegmenter(nn.Module):
         inputs: Mapping[str, Tensor],
         available: Tensor | None = None,
         dropped: Tensor | None = None,
-        return_alignment: bool = False,
+        return_alignment: bool | None = None,
     ) -> SegmentationOutput:
         """Segment a batch in which any modality may be missing per sample.
 
@@ -204,9 +207,11 @@ class SharedSpecificSegmenter(nn.Module):
             dropped: Optional boolean ``(B, M)`` modalities the fusion must
                 treat as missing (modality dropout); their real features are
                 still computed for the alignment outputs.
-            return_alignment: Fill the alignment fields of the output even in
-                evaluation mode (they are always filled in training mode, for
-                models that have them).
+            return_alignment: Whether to fill the alignment fields of the
+                output (real specific features, translations, embeddings,
+                for the translation and PSA losses). None (default): in
+                training mode only. False saves their cost in training when
+                no alignment loss is used; True computes them in evaluation.
 
         Returns:
             The :class:`SegmentationOutput`.
@@ -216,9 +221,9 @@ class SharedSpecificSegmenter(nn.Module):
                 usable modality.
         """
         state = resolve_availability(inputs, self.modalities, available, dropped)
-        alignment = self.embedding_heads is not None and (
-            self.training or return_alignment
-        )
+        if return_alignment is None:
+            return_alignment = self.training
+        alignment = self.embedding_heads is not None and return_alignment
         # In training, dropped modalities are encoded too (their features are
         # not fused): the alignment losses need them, and encoder batches then
         # stay as large as the data allows, which batch norm needs on small
@@ -235,7 +240,7 @@ class SharedSpecificSegmenter(nn.Module):
             name: [scatter_rows(f, index[name], batch) for f in feats]
             for name, feats in shared_sub.items()
         }
-        translated = self._translate(state, specific, specific_sub, index, alignment)
+        translated = self._translate(state, specific, specific_sub, index, training)
         fused_specific, fused_shared = self._recover(
             state, specific, shared, translated
         )
@@ -301,12 +306,14 @@ class SharedSpecificSegmenter(nn.Module):
         specific: Mapping[str, Pyramid],
         specific_sub: Mapping[str, Pyramid],
         index: Mapping[str, Tensor | None],
-        alignment: bool,
+        every_row: bool,
     ) -> dict[tuple[str, str], Pyramid]:
         """Translate specific features between modalities where needed.
 
-        With alignment outputs, every encoded source is translated on all its
-        rows (the translation loss needs them). Otherwise a source is
+        In training (and for alignment outputs), every encoded source is
+        translated on all its rows: the translation loss needs them, and the
+        translators' batch norm needs full batches (a single recovered row is
+        one value per channel at the coarsest scale). Otherwise a source is
         translated only on the rows where it is usable and some other modality
         is not (what recovery needs): with every modality present, translators
         do not run.
@@ -316,7 +323,8 @@ class SharedSpecificSegmenter(nn.Module):
             specific: Full-batch specific features per encoded modality.
             specific_sub: The same, on the encoded rows only.
             index: Encoded row indices per modality.
-            alignment: Whether alignment outputs are requested.
+            every_row: Translate every encoded row (training or alignment
+                outputs).
 
         Returns:
             ``(source, target)`` to ``T_source,target(s_source)`` per scale,
@@ -330,7 +338,7 @@ class SharedSpecificSegmenter(nn.Module):
         for column, source in enumerate(self.modality_names):
             if source not in specific:
                 continue
-            if alignment:
+            if every_row:
                 rows_index = index[source]
                 features = specific_sub[source]
             else:

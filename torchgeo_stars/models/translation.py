@@ -72,7 +72,7 @@ class TranslatorBank(nn.Module):
         self,
         channels: Sequence[int],
         targets: Sequence[str],
-        hidden: int = 128,
+        hidden: int = 64,
         blocks: int = 1,
     ) -> None:
         """Build the translators of one source.
@@ -130,7 +130,7 @@ class CrossModalTranslation(nn.Module):
         self,
         modalities: Sequence[str],
         channels: Sequence[int],
-        hidden: int = 128,
+        hidden: int = 64,
         blocks: int = 1,
     ) -> None:
         """Build ``M (M - 1)`` translators.

@@ -281,7 +281,10 @@ class STARSSegmentationTask(BaseTask):
         Returns:
             Optimizer and learning-rate scheduler.
         """
-        optimizer = AdamW(self.parameters(), lr=self.hparams['lr'])
+        parameters = list(self.parameters())
+        # The fused kernel (one pass over all tensors) exists for CPU and CUDA.
+        fused = all(p.device.type in ('cpu', 'cuda') for p in parameters)
+        optimizer = AdamW(parameters, lr=self.hparams['lr'], fused=fused)
         scheduler = ReduceLROnPlateau(
             optimizer, mode='max', patience=self.hparams['patience']
         )
@@ -405,7 +408,10 @@ class STARSSegmentationTask(BaseTask):
         inputs, available = self._inputs(batch)
         target = self._target(batch)
         dropped = modality_dropout(available, self.hparams['p_drop'])
-        output: SegmentationOutput = self.model(inputs, available, dropped=dropped)
+        alignment = self.hparams['lambda_tr'] > 0 or self.hparams['lambda_psa'] > 0
+        output: SegmentationOutput = self.model(
+            inputs, available, dropped=dropped, return_alignment=alignment
+        )
         loss_seg = self.segmentation_loss(output.logits, target)
         loss = loss_seg
         batch_size = target.shape[0]
