@@ -1,13 +1,15 @@
 """The forward contract every model obeys: shapes, availability, independence."""
 
 import itertools
+from typing import cast
 
 import pytest
 import torch
 from torch import Tensor
 
-from torchgeo_stars.errors import DataError
+from torchgeo_stars.errors import ConfigurationError, DataError
 from torchgeo_stars.models import SegmentationOutput
+from torchgeo_stars.models.shared_specific import SharedSpecificSegmenter
 
 from .helpers import FACTORIES, NUM_CLASSES, THREE, TWO, make_inputs
 
@@ -127,3 +129,52 @@ def test_dropped_is_missing_for_the_logits(kind: str) -> None:
     )
     # The output reports the real availability, before dropout.
     assert torch.equal(with_dropout.available, available)
+
+
+@pytest.mark.parametrize('kind', ['stars', 'shaspec'])
+def test_forward_scenarios_equals_one_forward_per_scenario(kind: str) -> None:
+    # A batch with a sample missing optical and one missing DSM; every
+    # scenario's logits must equal a plain forward on that scenario's rows and
+    # modalities, while each encoder runs once in all.
+    model = cast(SharedSpecificSegmenter, FACTORIES[kind](THREE)).double()
+    names = list(THREE)
+    available = torch.tensor(
+        [[True, True, True], [False, True, True], [True, True, False]]
+    )
+    inputs = {
+        name: image.double() for name, image in make_inputs(THREE, 3, 21, 37).items()
+    }
+    masks = [available & torch.tensor(pattern) for pattern in subsets(names)]
+    calls: list[str] = []
+    hooks = [
+        encoder.register_forward_pre_hook(lambda *_, n=name: calls.append(n))
+        for name, encoder in model.specific_encoders.encoders.items()
+    ]
+    with torch.no_grad():
+        shared = model.forward_scenarios(inputs, available, masks)
+        assert sorted(calls) == sorted(names)
+        for hook in hooks:
+            hook.remove()
+        for mask, logits in zip(masks, shared, strict=True):
+            rows = mask.any(dim=1)
+            scenario_inputs = {
+                name: inputs[name][rows]
+                for column, name in enumerate(names)
+                if bool(mask[:, column].any())
+            }
+            assert logits.shape == (int(rows.sum()), NUM_CLASSES, 21, 37)
+            if not bool(rows.any()):
+                continue
+            expected = model(scenario_inputs, mask[rows]).logits
+            torch.testing.assert_close(logits, expected, atol=1e-6, rtol=0)
+
+
+def test_forward_scenarios_rejects_training_and_bad_masks() -> None:
+    model = cast(SharedSpecificSegmenter, FACTORIES['stars'](TWO))
+    inputs = make_inputs(TWO, 2, 32, 32)
+    available = torch.tensor([[True, False], [True, True]])
+    with pytest.raises(DataError, match='within the availability'):
+        model.forward_scenarios(inputs, available, [torch.ones(2, 2, dtype=torch.bool)])
+    model.train()
+    with pytest.raises(ConfigurationError, match='eval'):
+        model.forward_scenarios(inputs, available, [available])

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from ..errors import ConfigurationError
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
 from ..models import SegmentationOutput, build_model
+from ..models.shared_specific import SharedSpecificSegmenter
 from .metrics import SegmentationScores, format_scenario_table, scores_from_confusion
 from .plotting import default_colors, plot_scenarios
 from .scenarios import modality_scenarios, scenario_availability, scenario_name
@@ -444,24 +445,59 @@ class STARSSegmentationTask(BaseTask):
         target = self._target(batch)
         metrics: MetricCollection = self.stage_metrics[stage]  # type: ignore[assignment]
         predictions: dict[str, Tensor] = {}
-        for subset in self.scenarios:
+        masks = [
+            scenario_availability(available, self.modality_names, subset)
+            for subset in self.scenarios
+        ]
+        logits_per_scenario = self._scenario_logits(inputs, available, masks)
+        for subset, keep, logits in zip(
+            self.scenarios, masks, logits_per_scenario, strict=True
+        ):
             name = scenario_name(subset)
-            keep = scenario_availability(available, self.modality_names, subset)
             rows = keep.any(dim=1)
             if not rows.any():
                 continue
-            scenario_inputs = {
-                modality: image[rows]
-                for modality, image in inputs.items()
-                if modality in subset
-            }
-            output: SegmentationOutput = self.model(scenario_inputs, keep[rows])
-            predicted = output.logits.argmax(dim=1)
+            predicted = logits.argmax(dim=1)
             metrics[name].update(predicted, target[rows])
             if bool(rows[0]):
                 predictions[name] = predicted[0]
         if stage == 'val' and batch_idx == 0:
             self._log_figure(batch, available, predictions)
+
+    def _scenario_logits(
+        self, inputs: dict[str, Tensor], available: Tensor, masks: list[Tensor]
+    ) -> list[Tensor]:
+        """Logits of the rows each scenario mask keeps, in batch order.
+
+        Shared-specific models encode the batch once for all scenarios
+        (:meth:`~torchgeo_stars.models.STARS.forward_scenarios`); others run
+        once per scenario on its rows and modalities.
+
+        Args:
+            inputs: Modality name to images.
+            available: Boolean ``(B, M)`` availability.
+            masks: Per scenario, the modalities it uses ``(B, M)``.
+
+        Returns:
+            Per scenario, logits of the rows with at least one modality.
+        """
+        if isinstance(self.model, SharedSpecificSegmenter):
+            return self.model.forward_scenarios(inputs, available, masks)
+        results = []
+        for keep in masks:
+            rows = keep.any(dim=1)
+            columns = keep.any(dim=0).tolist()
+            scenario_inputs = {
+                name: inputs[name][rows]
+                for name, used in zip(self.modality_names, columns, strict=True)
+                if used and name in inputs
+            }
+            if not scenario_inputs:
+                results.append(torch.empty(0))
+                continue
+            output: SegmentationOutput = self.model(scenario_inputs, keep[rows])
+            results.append(output.logits)
+        return results
 
     def validation_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
