@@ -89,6 +89,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     'stars_random_psa': {'psa_sampling': 'random'},
     'stars_no_psa': {'lambda_psa': 0.0},
     'stars_no_translation': {'translation': False},
+    'stars_psa_shared': {'model_kwargs': {'psa_features': 'shared'}},
 }
 
 #: Configurations that are baselines (goal 1 compares STARS with the best).
@@ -188,6 +189,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help='write OUTPUT.json and OUTPUT.md (suffix replaced) with the results',
     )
     parser.add_argument(
+        '--merge',
+        type=Path,
+        nargs='+',
+        metavar='JSON',
+        help='join the JSON results of runs split by configuration or seed '
+        '(same setting), recompute the tables and goals; nothing is trained',
+    )
+    parser.add_argument(
         '--scene-dir', type=Path, help='where to write the scene (default: temporary)'
     )
     parser.add_argument(
@@ -278,6 +287,7 @@ def task_arguments(config: str, setting: Setting) -> dict[str, Any]:
     kwargs = dict(COMMON_MODEL_KWARGS)
     if arguments.get('model', 'stars') == 'stars':
         kwargs.update(STARS_MODEL_KWARGS)
+    kwargs.update(arguments.pop('model_kwargs', {}))
     arguments.update(
         backbone=setting.backbone,
         lr=setting.lr,
@@ -570,6 +580,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv: Arguments (default: ``sys.argv``).
     """
     args = parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.output)
+        return
     setting = make_setting(args)
     torch.set_num_threads(max(1, args.threads))
     configs = [c for c in CONFIGS if c in args.configs]
@@ -608,15 +621,41 @@ def main(argv: Sequence[str] | None = None) -> None:
                     ),
                     flush=True,
                 )
+    elapsed = time.perf_counter() - start
+    payload = {
+        'setting': asdict(setting),
+        'configs': {c: task_arguments(c, setting) for c in configs},
+        'class_names': list(scene.class_names),
+        'class_fractions': fractions,
+        'rarest_class': rare_name,
+        'scenarios': scenarios,
+        'runs': [asdict(r) for r in results],
+        'seconds': elapsed,
+    }
+    publish(payload, args.output)
+
+
+def publish(payload: dict[str, Any], output: Path | None) -> None:
+    """Summarise runs, print the tables and goals, and write them.
+
+    Args:
+        payload: Setting, configurations, class facts, scenarios, ``runs`` (as
+            dicts) and ``seconds``; ``summary`` and ``goals`` are added.
+        output: Where to write ``.json`` and ``.md`` (None: print only).
+    """
+    configs = list(payload['configs'])
+    scenarios = list(payload['scenarios'])
+    results = [RunResult(**run) for run in payload['runs']]
     summary = aggregate(results, configs, scenarios)
-    rare_label = f'IoU {rare_name} (rarest, all)'
+    rare_label = f'IoU {payload["rarest_class"]} (rarest, all)'
     tables = {
         metric: markdown_table(summary, metric, configs, scenarios, rare_label)
         for metric in ('miou', 'mf1')
     }
     goals = check_goals(summary, configs, scenarios)
-    elapsed = time.perf_counter() - start
-    seeds = len(setting.seeds)
+    payload.update(summary=summary, goals=goals)
+    elapsed = float(payload['seconds'])
+    seeds = len(payload['setting']['seeds'])
     report = '\n'.join(
         [
             f'mIoU (%), mean ± std over {seeds} seed(s), test stripe:',
@@ -636,24 +675,49 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print()
     print(report)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            'setting': asdict(setting),
-            'configs': {c: task_arguments(c, setting) for c in configs},
-            'class_names': list(scene.class_names),
-            'class_fractions': fractions,
-            'rarest_class': rare_name,
-            'scenarios': scenarios,
-            'summary': summary,
-            'goals': goals,
-            'runs': [asdict(r) for r in results],
-            'seconds': elapsed,
-        }
-        json_path = args.output.with_suffix('.json')
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        json_path = output.with_suffix('.json')
         json_path.write_text(json.dumps(without_nan(payload), indent=2) + '\n')
-        args.output.with_suffix('.md').write_text(report + '\n')
-        print(f'wrote {json_path} and {args.output.with_suffix(".md")}')
+        output.with_suffix('.md').write_text(report + '\n')
+        print(f'wrote {json_path} and {output.with_suffix(".md")}')
+
+
+def merge(paths: Sequence[Path], output: Path | None) -> None:
+    """Join the JSON results of runs split by configuration or seed.
+
+    Every file must come from the same setting except its seeds (scene, steps,
+    sizes, backbone, learning rate); runs are pooled, configurations kept in
+    :data:`CONFIGS` order, and the tables and goals recomputed.
+
+    Args:
+        paths: JSON files written by ``--output``.
+        output: Where to write the joined ``.json`` and ``.md``.
+
+    Raises:
+        SystemExit: If the files come from different settings.
+    """
+    parts = [json.loads(path.read_text()) for path in paths]
+    first = parts[0]
+
+    def fixed(part: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in part['setting'].items() if k != 'seeds'}
+
+    for path, part in zip(paths, parts, strict=True):
+        if fixed(part) != fixed(first) or part['scenarios'] != first['scenarios']:
+            raise SystemExit(f'{path}: another setting than {paths[0]}; not merged.')
+    configs: dict[str, Any] = {}
+    for part in parts:
+        configs.update(part['configs'])
+    seeds = sorted({run['seed'] for part in parts for run in part['runs']})
+    payload = dict(first)
+    payload.update(
+        setting={**first['setting'], 'seeds': seeds},
+        configs={c: configs[c] for c in CONFIGS if c in configs},
+        runs=[run for part in parts for run in part['runs']],
+        seconds=sum(float(part['seconds']) for part in parts),
+    )
+    publish(payload, output)
 
 
 if __name__ == '__main__':

@@ -276,6 +276,24 @@ def test_models_keep_weights_channels_last(stars3: STARS) -> None:
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize('psa_features', ['specific', 'shared'])
+def test_psa_features_select_what_the_embeddings_read(psa_features: str) -> None:
+    # Changing the shared projection changes shared features only: the
+    # embeddings follow it exactly when they read the shared features.
+    model = make_stars(TWO, psa_features=psa_features).eval()
+    inputs = make_inputs(TWO, 2, 32, 32)
+    with torch.no_grad():
+        before = model(inputs, return_alignment=True)
+        perturb(model.shared_encoder)
+        after = model(inputs, return_alignment=True)
+    for name in TWO:
+        torch.testing.assert_close(
+            after.specific[name][1], before.specific[name][1], atol=0, rtol=0
+        )
+        moved = (after.embeddings[name] - before.embeddings[name]).abs().max()
+        assert (moved > 1e-3) == (psa_features == 'shared')
+
+
 def test_alignment_level_selects_embedding_scale() -> None:
     model = make_stars(TWO, alignment_level=0)
     with torch.no_grad():
@@ -350,6 +368,7 @@ def test_timm_encoder() -> None:
         ({'shared_encoder': 'both'}, 'shared_encoder'),
         ({'translator_blocks': 0}, 'translator_blocks'),
         ({'num_classes': 0}, 'num_classes'),
+        ({'psa_features': 'fused'}, 'psa_features'),
     ],
 )
 def test_invalid_configuration(kwargs: dict[str, Any], match: str) -> None:

@@ -99,6 +99,7 @@ class SharedSpecificSegmenter(nn.Module):
         embedding_dim: int | None,
         alignment_level: int,
         model_name: str,
+        psa_features: Literal['specific', 'shared'] = 'specific',
     ) -> None:
         """Assemble the parts (see :class:`~torchgeo_stars.models.STARS`).
 
@@ -122,6 +123,8 @@ class SharedSpecificSegmenter(nn.Module):
                 outputs.
             alignment_level: Decoder scale of the embeddings (0 = finest).
             model_name: Name used in error messages.
+            psa_features: Which features the PSA embedding heads read:
+                ``'specific'`` (``s_m``) or ``'shared'`` (``h_m``).
 
         Raises:
             ConfigurationError: If an argument is out of range.
@@ -139,6 +142,11 @@ class SharedSpecificSegmenter(nn.Module):
         self.num_classes = num_classes
         self.padding_mode: PaddingMode = padding_mode
         self.alignment_level = alignment_level % NUM_DECODER_SCALES
+        if psa_features not in ('specific', 'shared'):
+            raise ConfigurationError(
+                f"psa_features must be 'specific' or 'shared', got {psa_features!r}."
+            )
+        self.psa_features = psa_features
         names = list(self.modalities)
 
         self.specific_encoders = SpecificEncoders(
@@ -169,7 +177,13 @@ class SharedSpecificSegmenter(nn.Module):
         else:
             self.fusion = ResidualFusion(len(names), channels, shared_channels)
         self.embedding_heads = (
-            EmbeddingHeads(names, channels[self.alignment_level], embedding_dim)
+            EmbeddingHeads(
+                names,
+                (channels if psa_features == 'specific' else shared_channels)[
+                    self.alignment_level
+                ],
+                embedding_dim,
+            )
             if embedding_dim is not None
             else None
         )
@@ -253,9 +267,8 @@ class SharedSpecificSegmenter(nn.Module):
         )
         output = SegmentationOutput(logits=logits, available=state.available)
         if alignment:
-            self._fill_alignment(
-                output, state, specific, specific_sub, index, translated
-            )
+            embedded = specific_sub if self.psa_features == 'specific' else shared_sub
+            self._fill_alignment(output, state, specific, embedded, index, translated)
         return output
 
     def forward_scenarios(
@@ -514,7 +527,7 @@ class SharedSpecificSegmenter(nn.Module):
         output: SegmentationOutput,
         state: Availability,
         specific: Mapping[str, Pyramid],
-        specific_sub: Mapping[str, Pyramid],
+        embedded: Mapping[str, Pyramid],
         index: Mapping[str, Tensor | None],
         translated: Mapping[tuple[str, str], Pyramid],
     ) -> None:
@@ -528,7 +541,8 @@ class SharedSpecificSegmenter(nn.Module):
             output: The output to complete.
             state: The batch's availability.
             specific: Full-batch specific features per encoded modality.
-            specific_sub: The same, on the encoded rows only.
+            embedded: The features the PSA heads read (specific or shared), on
+                the encoded rows only.
             index: Encoded row indices per modality.
             translated: Translated features per ordered pair.
         """
@@ -547,9 +561,10 @@ class SharedSpecificSegmenter(nn.Module):
         zeros = [torch.zeros_like(f) for f in reference]
         for name in self.modality_names:
             output.specific[name] = [crop(f) for f in specific.get(name, zeros)]
-            if name in specific_sub:
-                embedded = heads(specific_sub[name][level], name)
-                embedding = scatter_rows(embedded, index[name], state.batch_size)
+            if name in embedded:
+                embedding = scatter_rows(
+                    heads(embedded[name][level], name), index[name], state.batch_size
+                )
             else:
                 shape = reference[level].shape
                 embedding = reference[level].new_zeros(

@@ -63,6 +63,7 @@ class STARS(SharedSpecificSegmenter):
         translator_blocks: int = 1,
         embedding_dim: int = 64,
         alignment_level: int = 1,
+        psa_features: Literal['specific', 'shared'] = 'specific',
         dropout: float = 0.2,
         translation: bool = True,
         stem_channels: int = 16,
@@ -96,6 +97,8 @@ class STARS(SharedSpecificSegmenter):
                 (stride 4 with ``encoder_depth=5``); default 1 (stride 8):
                 deep enough to be semantic, fine enough to keep small objects
                 of minority classes.
+            psa_features: Features the PSA embedding heads read: the
+                specific ``s_m`` or the shared ``h_m``.
             dropout: Spatial dropout of the FPN decoder.
             translation: False builds no translators: a missing modality's
                 specific features are zero-filled (the no-translation
@@ -126,5 +129,6 @@ class STARS(SharedSpecificSegmenter):
             translator_blocks=translator_blocks,
             embedding_dim=embedding_dim,
             alignment_level=alignment_level,
+            psa_features=psa_features,
             model_name='STARS',
         )
