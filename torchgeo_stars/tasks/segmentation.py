@@ -1,5 +1,6 @@
 """STARSSegmentationTask: training and missing-modality evaluation in Lightning."""
 
+import sys
 from typing import Any, Literal
 
 import lightning.pytorch.utilities.types
@@ -564,8 +565,15 @@ class STARSSegmentationTask(BaseTask):
         """Log the test scores of every scenario and print them as a table."""
         self._log_scores('test')
         if self.trainer.is_global_zero and 'test' in self.scenario_scores:
-            print('Test scores per missing-modality scenario (%):')
-            print(self.scenario_table('test'))
+            # One write of whole lines: Lightning's rich progress bar proxies
+            # stdout, and in Jupyter a partial line in its buffer recurses
+            # without end (rich issue #3390); print() writes the text and its
+            # newline separately.
+            table = self.scenario_table('test')
+            sys.stdout.write(
+                f'Test scores per missing-modality scenario (%):\n{table}\n'
+            )
+            sys.stdout.flush()
 
     def scenario_table(self, stage: str = 'test') -> str:
         """Format the last computed scores of *stage* as a table.
