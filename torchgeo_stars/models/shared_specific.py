@@ -50,6 +50,25 @@ def check_modalities(modalities: Mapping[str, int], minimum: int, model: str) ->
             )
 
 
+def _full_batch(
+    features: Mapping[str, Pyramid], index: Mapping[str, Tensor | None], batch: int
+) -> dict[str, Pyramid]:
+    """Place each modality's sub-batch features back into a zero-filled batch.
+
+    Args:
+        features: Per modality, features of its encoded rows per scale.
+        index: Per modality, its encoded row indices (None: all rows).
+        batch: Batch size ``B``.
+
+    Returns:
+        Per modality, ``(B, ...)`` features per scale, zeros on other rows.
+    """
+    return {
+        name: [scatter_rows(f, index[name], batch) for f in pyramid]
+        for name, pyramid in features.items()
+    }
+
+
 class SharedSpecificSegmenter(nn.Module):
     """Specific + shared encoders, optional translation, fusion, FPN decoder.
 
@@ -245,15 +264,8 @@ class SharedSpecificSegmenter(nn.Module):
         training = alignment or self.training
         encoded = state.available if training else state.usable
         specific_sub, shared_sub, index = self._encode(inputs, encoded)
-        batch = state.batch_size
-        specific = {
-            name: [scatter_rows(f, index[name], batch) for f in feats]
-            for name, feats in specific_sub.items()
-        }
-        shared = {
-            name: [scatter_rows(f, index[name], batch) for f in feats]
-            for name, feats in shared_sub.items()
-        }
+        specific = _full_batch(specific_sub, index, state.batch_size)
+        shared = _full_batch(shared_sub, index, state.batch_size)
         translated = self._translate(state, specific, specific_sub, index, training)
         fused_specific, fused_shared = self._recover(
             state, specific, shared, translated
@@ -310,15 +322,8 @@ class SharedSpecificSegmenter(nn.Module):
             )
         state = resolve_availability(inputs, self.modalities, available, None)
         specific_sub, shared_sub, index = self._encode(inputs, state.available)
-        batch = state.batch_size
-        specific = {
-            name: [scatter_rows(f, index[name], batch) for f in feats]
-            for name, feats in specific_sub.items()
-        }
-        shared = {
-            name: [scatter_rows(f, index[name], batch) for f in feats]
-            for name, feats in shared_sub.items()
-        }
+        specific = _full_batch(specific_sub, index, state.batch_size)
+        shared = _full_batch(shared_sub, index, state.batch_size)
         names = self.modality_names
         padded = self._padded_size(state)
         results = []
