@@ -19,10 +19,10 @@ def encoder_gradient(model: STARS, modality: str) -> float:
     return total
 
 
-def translation_backward(stop_gradient: bool) -> STARS:
-    """Back-propagate the optical -> sar translation loss alone through STARS."""
+def tiny_stars() -> STARS:
+    """A tiny STARS in training mode, deterministic weights."""
     torch.manual_seed(0)
-    model = STARS(
+    return STARS(
         MODALITIES,
         num_classes=3,
         decoder_channels=16,
@@ -30,6 +30,11 @@ def translation_backward(stop_gradient: bool) -> STARS:
         translator_channels=8,
         embedding_dim=8,
     ).train()
+
+
+def translation_backward(stop_gradient: bool) -> STARS:
+    """Back-propagate the optical -> sar translation loss alone through STARS."""
+    model = tiny_stars()
     inputs = {name: torch.randn(2, bands, 32, 32) for name, bands in MODALITIES.items()}
     output = model(inputs)
     one_pair = {('optical', 'sar'): output.translated[('optical', 'sar')]}
@@ -53,15 +58,7 @@ def test_without_stop_gradient_the_target_encoder_learns_too() -> None:
 
 
 def test_psa_gradient_reaches_every_available_encoder() -> None:
-    torch.manual_seed(0)
-    model = STARS(
-        MODALITIES,
-        num_classes=3,
-        decoder_channels=16,
-        decoder_segmentation_channels=32,
-        translator_channels=8,
-        embedding_dim=8,
-    ).train()
+    model = tiny_stars()
     inputs = {name: torch.randn(4, bands, 32, 32) for name, bands in MODALITIES.items()}
     mask = torch.randint(0, 3, (4, 32, 32))
     available = torch.tensor([[True, True], [True, True], [True, False], [True, True]])

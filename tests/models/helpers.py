@@ -1,6 +1,7 @@
 """Tiny models and inputs shared by the model tests."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -56,3 +57,20 @@ FACTORIES: dict[str, Factory] = {
     'shaspec': make_shaspec,
     'early_fusion': make_early_fusion,
 }
+
+
+@contextmanager
+def capture_fusion(model: nn.Module) -> Iterator[list[tuple[Any, ...]]]:
+    """Capture the (specific, shared) arguments a model's fusion receives."""
+    calls: list[tuple[Any, ...]] = []
+
+    def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+        calls.append(args)
+
+    fusion = model.fusion
+    assert isinstance(fusion, nn.Module)
+    handle = fusion.register_forward_pre_hook(hook)
+    try:
+        yield calls
+    finally:
+        handle.remove()

@@ -1,7 +1,5 @@
 """Baselines: early fusion (zero-fill, ModDrop) and ShaSpec."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from .helpers import (
     NUM_CLASSES,
     THREE,
     TWO,
+    capture_fusion,
     make_early_fusion,
     make_inputs,
     make_shaspec,
@@ -60,20 +59,6 @@ def test_early_fusion_single_encoder_and_training_output() -> None:
     assert out.embeddings == {}
     single = EarlyFusion({'optical': 3}, 2, decoder_channels=32)
     assert single.modality_names == ['optical']
-
-
-@contextmanager
-def capture_fusion(model: ShaSpec) -> Iterator[list[tuple[Any, ...]]]:
-    calls: list[tuple[Any, ...]] = []
-
-    def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
-        calls.append(args)
-
-    handle = model.fusion.register_forward_pre_hook(hook)
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 @pytest.mark.parametrize('shared_encoder', ['backbone', 'projection'])

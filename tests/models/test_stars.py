@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.models import STARS, SegmentationOutput, TranslatorBank
 
-from .helpers import NUM_CLASSES, THREE, TWO, make_inputs, make_stars
+from .helpers import NUM_CLASSES, THREE, TWO, capture_fusion, make_inputs, make_stars
 
 STRIDES = [4, 8, 16, 32]
 
@@ -30,21 +30,6 @@ def record_batches(module: nn.Module) -> Iterator[list[int]]:
     handle = module.register_forward_pre_hook(hook)
     try:
         yield sizes
-    finally:
-        handle.remove()
-
-
-@contextmanager
-def capture_fusion(model: STARS) -> Iterator[list[tuple[Any, ...]]]:
-    """Capture the (specific, shared) arguments the fusion receives."""
-    calls: list[tuple[Any, ...]] = []
-
-    def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
-        calls.append(args)
-
-    handle = model.fusion.register_forward_pre_hook(hook)
-    try:
-        yield calls
     finally:
         handle.remove()
 
