@@ -16,7 +16,12 @@ backbone, decoder width, data, number of steps, learning rate and seeds:
 * ``shaspec``: ShaSpec-style shared + specific features (``model='shaspec'``);
 * ``stars_no_stopgrad`` / ``stars_random_psa`` / ``stars_no_psa`` /
   ``stars_no_translation``: the ablations ``stop_gradient=False``,
-  ``psa_sampling='random'``, ``lambda_psa=0``, ``translation=False``.
+  ``psa_sampling='random'``, ``lambda_psa=0``, ``translation=False``;
+* ``stars_psa_shared``: PSA embedding heads on the shared features;
+* ``stars_projection`` / ``stars_full_shared`` / ``stars_shared_lcnet100``:
+  other shared encoders (1x1 projections of the specific features; a shared
+  copy of the specific backbone; timm's LCNet-1.0);
+* ``shaspec_projection``: ShaSpec with the shared projection.
 
 It prints (and with ``--output`` writes as JSON and markdown) two tables, mIoU
 and mF1 in percent, one row per configuration, one column per scenario, as
@@ -90,6 +95,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     'stars_no_psa': {'lambda_psa': 0.0},
     'stars_no_translation': {'translation': False},
     'stars_psa_shared': {'model_kwargs': {'psa_features': 'shared'}},
+    'stars_projection': {'model_kwargs': {'shared_encoder': 'projection'}},
+    'stars_full_shared': {'model_kwargs': {'shared_encoder': 'backbone'}},
+    'stars_shared_lcnet100': {'model_kwargs': {'shared_encoder': 'tu-lcnet_100'}},
+    'shaspec_projection': {
+        'model': 'shaspec',
+        'model_kwargs': {'shared_encoder': 'projection'},
+    },
 }
 
 #: Configurations that are baselines (goal 1 compares STARS with the best).
@@ -143,6 +155,8 @@ class RunResult:
         mf1: Scenario name to mF1 (percent).
         rare_iou: Scenario name to the rarest class's IoU (percent; NaN if the
             class is neither in the test labels nor predicted).
+        class_iou: Scenario name to every class's IoU (percent; NaN, stored
+            as null, for classes absent from the test stripe).
         seconds: Wall time of training and testing.
     """
 
@@ -151,6 +165,7 @@ class RunResult:
     miou: dict[str, float] = field(default_factory=dict)
     mf1: dict[str, float] = field(default_factory=dict)
     rare_iou: dict[str, float] = field(default_factory=dict)
+    class_iou: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -394,6 +409,7 @@ def train_and_test(
         result.miou[name] = 100 * score.miou
         result.mf1[name] = 100 * score.mf1
         result.rare_iou[name] = 100 * score.iou[rarest]
+        result.class_iou[name] = [100 * value for value in score.iou]
     result.seconds = time.perf_counter() - start
     return result
 
@@ -489,6 +505,46 @@ def markdown_table(
         row = [cell(summary[metric][config][s]) for s in scenarios]
         row.append(cell(summary['rare_iou'][config][full]))
         lines.append('| ' + ' | '.join([config, *row]) + ' |')
+    return '\n'.join(lines)
+
+
+def class_table(
+    results: Sequence[RunResult],
+    configs: Sequence[str],
+    class_names: Sequence[str],
+    scenario: str,
+) -> str:
+    """Per-class IoU (mean over seeds) of one scenario, one row per configuration.
+
+    Args:
+        results: Every run; runs without per-class scores (older JSON) are
+            skipped.
+        configs: Row order.
+        class_names: Column order.
+        scenario: The scenario.
+
+    Returns:
+        The markdown table (header only if no run has per-class scores).
+    """
+    lines = [
+        '| config | ' + ' | '.join(class_names) + ' |',
+        '|' + '|'.join(['---'] + ['---:'] * len(class_names)) + '|',
+    ]
+    for config in configs:
+        runs = [
+            r.class_iou[scenario]
+            for r in results
+            if r.config == config and scenario in r.class_iou
+        ]
+        if not runs:
+            continue
+        means = [
+            summarise([math.nan if run[k] is None else run[k] for run in runs])
+            for k in range(len(class_names))
+        ]
+        lines.append(
+            f'| {config} | ' + ' | '.join(f'{m["mean"]:.1f}' for m in means) + ' |'
+        )
     return '\n'.join(lines)
 
 
@@ -665,6 +721,11 @@ def publish(payload: dict[str, Any], output: Path | None) -> None:
             f'mF1 (%), mean ± std over {seeds} seed(s), test stripe:',
             '',
             tables['mf1'],
+            '',
+            f'IoU per class (%), every modality ({scenarios[0]}), mean over '
+            'seeds (runs that recorded it):',
+            '',
+            class_table(results, configs, payload['class_names'], scenarios[0]),
             '',
             'Goals (means over seeds):',
             '',

@@ -14,7 +14,8 @@ every modality present in the data, for these configurations:
 * ``early_fusion_unet`` (with ``--unet``): the same task with its own
   default architecture (``model='unet'``), for reference.
 * ``stars``: :class:`~torchgeo_stars.STARSSegmentationTask` (resnet18,
-  ``shared_encoder='projection'``, the defaults ``p_drop=0.3``,
+  its default light shared backbone ``shared_encoder='tu-lcnet_050'``,
+  the defaults ``p_drop=0.3``,
   ``lambda_tr=1``, ``lambda_psa=0.1``): the lines of its ``training_step``
   (modality dropout, model forward with ``dropped``, segmentation +
   translation + PSA losses) then backward and the task's optimizer (its
@@ -26,7 +27,12 @@ every modality present in the data, for these configurations:
   everything the alignment costs, i.e. the translators run on every row, the
   encoders of dropped modalities (run only for the alignment targets), the
   embedding heads, the two losses and all their backward.
-* ``stars_backbone``: as ``stars`` with ``shared_encoder='backbone'``.
+* ``stars_projection``: as ``stars`` with ``shared_encoder='projection'``
+  (no second backbone).
+* ``stars_full_shared``: as ``stars`` with ``shared_encoder='backbone'`` (a
+  shared resnet18).
+* ``stars_shared_<name>`` (with ``--shared-backbones NAME ...``): as
+  ``stars`` with ``shared_encoder=NAME``.
 * ``stars_timed_losses``: as ``stars``, and also the backward of
   ``lambda_tr * L_tr + lambda_psa * L_psa`` alone, down to the model outputs
   they read (``torch.autograd.grad`` on the translated features and the
@@ -43,6 +49,7 @@ Usage::
 
     .venv/bin/python benchmarks/step_time.py [--batch-size 8] [--size 128]
         [--rounds 10] [--warmup 2] [--threads N] [--unet]
+        [--shared-backbones NAME ...]
 """
 
 import argparse
@@ -50,6 +57,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
@@ -145,15 +153,27 @@ def alignment_tensors(output: SegmentationOutput) -> list[Tensor]:
 
 
 def stars_step(
-    shared_encoder: str, batch: Batch, align: bool = True, time_losses: bool = False
+    batch: Batch, align: bool = True, time_losses: bool = False, **model_kwargs: Any
 ) -> Step:
-    """One STARSSegmentationTask training step (its training_step lines)."""
+    """One STARSSegmentationTask training step (its training_step lines).
+
+    Args:
+        batch: The batch.
+        align: Whether the model returns alignment outputs and the alignment
+            losses run.
+        time_losses: Whether to also time the alignment losses' own backward.
+        **model_kwargs: Keyword arguments of the STARS model (task defaults
+            otherwise).
+
+    Returns:
+        The timed step.
+    """
     torch.manual_seed(0)
     task = STARSSegmentationTask(
         modalities=MODALITIES,
         num_classes=NUM_CLASSES,
         backbone=BACKBONE,
-        shared_encoder=shared_encoder,  # type: ignore[arg-type]
+        model_kwargs=model_kwargs,
     )
     task.train()
     optimizer = task_optimizer(task)
@@ -228,6 +248,13 @@ def main() -> None:
     parser.add_argument(
         '--threads', type=int, default=os.cpu_count() or 1, help='torch threads'
     )
+    parser.add_argument(
+        '--shared-backbones',
+        nargs='*',
+        default=[],
+        metavar='NAME',
+        help='also time STARS with each of these shared backbones',
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -240,11 +267,14 @@ def main() -> None:
     batch = Batch(args.batch_size, args.size)
     steps: dict[str, Step] = {
         'early_fusion_fpn': early_fusion_step('fpn', batch),
-        'stars': stars_step('projection', batch),
-        'stars_no_align': stars_step('projection', batch, align=False),
-        'stars_backbone': stars_step('backbone', batch),
-        'stars_timed_losses': stars_step('projection', batch, time_losses=True),
+        'stars': stars_step(batch),
+        'stars_no_align': stars_step(batch, align=False),
+        'stars_projection': stars_step(batch, shared_encoder='projection'),
+        'stars_full_shared': stars_step(batch, shared_encoder='backbone'),
+        'stars_timed_losses': stars_step(batch, time_losses=True),
     }
+    for name in args.shared_backbones:
+        steps[f'stars_shared_{name}'] = stars_step(batch, shared_encoder=name)
     if args.unet:
         steps['early_fusion_unet'] = early_fusion_step('unet', batch)
     names = list(steps)

@@ -53,6 +53,7 @@ Factory = Callable[[dict[str, int]], nn.Module]
 FACTORIES: dict[str, Factory] = {
     'stars': make_stars,
     'stars_backbone': lambda m: make_stars(m, shared_encoder='backbone'),
+    'stars_projection': lambda m: make_stars(m, shared_encoder='projection'),
     'stars_no_translation': lambda m: make_stars(m, translation=False),
     'shaspec': make_shaspec,
     'early_fusion': make_early_fusion,

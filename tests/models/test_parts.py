@@ -3,9 +3,12 @@
 import pytest
 import torch
 
+from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.models import (
+    SharedBackbone,
     SharedProjection,
     TranslatorBank,
+    build_shared_encoder,
     masked_mean,
     pad_to_multiple,
     resolve_availability,
@@ -68,6 +71,32 @@ def test_shared_projection_is_shared() -> None:
     out = projection([], [features, features], ['a', 'b'])
     for scale in range(2):
         torch.testing.assert_close(out[0][scale], out[1][scale])
+
+
+@pytest.mark.parametrize(
+    ('kind', 'channels'),
+    [('backbone', [64, 128, 256, 512]), ('tu-regnetx_002', [24, 56, 152, 368])],
+)
+def test_build_shared_encoder_backbones(kind: str, channels: list[int]) -> None:
+    # 'backbone' copies the specific architecture; an encoder name picks another.
+    shared = build_shared_encoder(
+        kind, {'a': 3, 'b': 1}, 'resnet18', 5, None, [64, 128, 256, 512], 8, 32
+    )
+    assert isinstance(shared, SharedBackbone)
+    assert shared.out_channels == channels
+    images = [torch.randn(2, 3, 64, 64), torch.randn(1, 1, 64, 64)]
+    out = shared(images, [[], []], ['a', 'b'])
+    assert [f.shape[:2] for f in out[1]] == [(1, c) for c in channels]
+    assert [f.shape[-1] for f in out[0]] == [16, 8, 4, 2]
+
+
+def test_build_shared_encoder_rejects_bad_names_and_strides() -> None:
+    with pytest.raises(ConfigurationError, match="shared_encoder must be 'proj"):
+        build_shared_encoder('both', {'a': 3}, 'resnet18', 5, None, [1] * 4)
+    with pytest.raises(ConfigurationError, match='reaches stride 32 but the spec'):
+        build_shared_encoder(
+            'tu-regnetx_002', {'a': 3}, 'resnet18', 5, None, [1] * 4, 8, 16
+        )
 
 
 def test_resolve_availability() -> None:

@@ -1,7 +1,6 @@
 """Baselines in the same harness: early fusion (and ModDrop) and ShaSpec."""
 
 from collections.abc import Mapping
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -146,7 +145,7 @@ class ShaSpec(SharedSpecificSegmenter):
         num_classes: int,
         backbone: str = 'resnet18',
         weights: str | None = None,
-        shared_encoder: Literal['projection', 'backbone'] = 'backbone',
+        shared_encoder: str = 'backbone',
         encoder_depth: int = 5,
         decoder_channels: int = 256,
         decoder_segmentation_channels: int = 128,
@@ -161,8 +160,10 @@ class ShaSpec(SharedSpecificSegmenter):
             num_classes: Number of classes ``K``.
             backbone: Encoder name of segmentation-models-pytorch.
             weights: Pretrained encoder weights, or None.
-            shared_encoder: ``'backbone'`` (ShaSpec's shared encoder; default)
-                or ``'projection'`` (as in STARS, cheaper).
+            shared_encoder: ``'backbone'`` (ShaSpec's shared encoder, a copy
+                of the *backbone* architecture; default), another encoder name
+                for the shared backbone, or ``'projection'`` (shared 1x1
+                projections of the specific features, cheaper).
             encoder_depth: Encoder stages, 4 or 5.
             decoder_channels: FPN pyramid width.
             decoder_segmentation_channels: FPN segmentation-block width.

@@ -271,29 +271,46 @@ def build_shared_encoder(
     weights: str | None,
     specific_channels: Sequence[int],
     stem_channels: int = 16,
+    output_stride: int | None = None,
 ) -> SharedBackbone | SharedProjection:
     """Build the shared encoder named by *kind*.
 
     Args:
-        kind: ``'projection'`` (:class:`SharedProjection`) or ``'backbone'``
-            (:class:`SharedBackbone`).
+        kind: ``'projection'`` (:class:`SharedProjection`), ``'backbone'``
+            (:class:`SharedBackbone` with the specific encoders' architecture
+            *backbone*) or an encoder name (:class:`SharedBackbone` with that
+            encoder, e.g. a lighter one than the specific encoders').
         modalities: Modality name to band count.
-        backbone: Encoder name.
+        backbone: Encoder name of the specific encoders.
         depth: Encoder depth.
         weights: Pretrained weights, or None.
         specific_channels: Specific channels per decoder scale.
         stem_channels: Stem width of :class:`SharedBackbone`.
+        output_stride: Coarsest stride of the specific encoders; a shared
+            backbone must reach the same (None: no check).
 
     Returns:
         The shared encoder.
 
     Raises:
-        ConfigurationError: If *kind* is unknown.
+        ConfigurationError: If *kind* names no encoder, or the shared
+            backbone's strides differ from the specific encoders'.
     """
     if kind == 'projection':
         return SharedProjection(specific_channels)
-    if kind == 'backbone':
-        return SharedBackbone(modalities, backbone, depth, weights, stem_channels)
-    raise ConfigurationError(
-        f"shared_encoder must be 'projection' or 'backbone', got {kind!r}."
-    )
+    name = backbone if kind == 'backbone' else kind
+    try:
+        shared = SharedBackbone(modalities, name, depth, weights, stem_channels)
+    except ConfigurationError as error:
+        raise ConfigurationError(
+            f"shared_encoder must be 'projection', 'backbone' or an encoder name; "
+            f'{error}'
+        ) from error
+    stride = shared.backbone.output_stride
+    if output_stride is not None and stride != output_stride:
+        raise ConfigurationError(
+            f'shared_encoder {name!r} reaches stride {stride} but the specific '
+            f'encoders ({backbone!r}) reach {output_stride}; choose a shared '
+            f'encoder with the same strides.'
+        )
+    return shared

@@ -104,7 +104,7 @@ class SharedSpecificSegmenter(nn.Module):
         *,
         backbone: str,
         weights: str | None,
-        shared_encoder: Literal['projection', 'backbone'],
+        shared_encoder: str,
         encoder_depth: int,
         decoder_channels: int,
         decoder_segmentation_channels: int,
@@ -127,7 +127,8 @@ class SharedSpecificSegmenter(nn.Module):
             num_classes: Number of classes.
             backbone: Encoder name.
             weights: Pretrained encoder weights, or None.
-            shared_encoder: ``'projection'`` or ``'backbone'``.
+            shared_encoder: ``'projection'``, ``'backbone'`` or the encoder
+                name of the shared backbone (see :func:`build_shared_encoder`).
             encoder_depth: Encoder depth (4 or 5).
             decoder_channels: FPN pyramid width.
             decoder_segmentation_channels: FPN segmentation-block width.
@@ -181,6 +182,7 @@ class SharedSpecificSegmenter(nn.Module):
             weights,
             channels,
             stem_channels,
+            self.output_stride,
         )
         shared_channels = self.shared_encoder.out_channels
         self.translation = (

@@ -105,7 +105,7 @@ class STARSSegmentationTask(BaseTask):
         model: Literal['stars', 'early_fusion', 'shaspec'] = 'stars',
         backbone: str = 'resnet18',
         weights: str | None = None,
-        shared_encoder: Literal['projection', 'backbone'] = 'projection',
+        shared_encoder: str = 'tu-lcnet_050',
         translation: bool = True,
         class_names: list[str] | None = None,
         class_colors: list[tuple[int, int, int]] | None = None,
@@ -138,11 +138,12 @@ class STARSSegmentationTask(BaseTask):
             weights: Pretrained encoder weights name, or None for random
                 initialisation. Not saved in the checkpoint: the checkpoint
                 holds the trained weights.
-            shared_encoder: How STARS computes shared features: ``'projection'``
-                (shared projections of the specific features, cheap) or
-                ``'backbone'`` (one shared backbone run per modality). The
-                ShaSpec baseline keeps its own shared backbone unless
-                ``model_kwargs`` says otherwise.
+            shared_encoder: How STARS computes shared features: the encoder
+                name of a shared backbone run on every modality (default
+                ``'tu-lcnet_050'``, light), ``'backbone'`` (a shared copy of
+                *backbone*) or ``'projection'`` (shared projections of the
+                specific features, cheapest). The ShaSpec baseline keeps its
+                own shared backbone unless ``model_kwargs`` says otherwise.
             translation: Whether STARS recovers missing modalities by
                 translation (False: zero-filled, the no-translation ablation).
             class_names: Class names for logs, plots and GeoTIFF metadata;
