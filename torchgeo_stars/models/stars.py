@@ -41,15 +41,14 @@ class STARS(SharedSpecificSegmenter):
     encoders' architecture instead, and ``'projection'`` replaces the backbone
     by per-scale 1x1 conv - BN - ReLU projections of the specific features
     with weights shared by all modalities. On the accuracy benchmark (400
-    steps, 3 seeds) a full shared resnet18 beat the projection by about 2.7
-    mIoU points averaged over the seven modality subsets, so the projection is
-    not the default; but a full shared backbone runs ``2 M`` backbones per
-    step instead of ``M`` (about 4x an early-fusion FPN step with three
-    modalities, resnet18, batch 8 at 128 px), far over the 2.5x step-time
-    budget, while LCNet-0.5 stays within it (see ``benchmarks/README.md`` for
-    both measurements). For the same reason the translators are light
-    inverted bottlenecks (1x1, depthwise 3x3, 1x1) rather than dense 3x3
-    blocks.
+    steps, 3 seeds, mIoU averaged over the seven modality subsets) a shared
+    resnet18 reaches 39.6, LCNet-0.5 38.6 and the projection 37.5, so the
+    projection is not the default; but a full shared backbone runs ``2 M``
+    backbones per step instead of ``M`` (about 4.2x an early-fusion FPN step
+    with three modalities, resnet18, batch 8 at 128 px, against 2.75x with
+    LCNet-0.5 and 2.5x with the projection; see ``benchmarks/README.md``).
+    For the same reason the translators are light inverted bottlenecks (1x1,
+    depthwise 3x3, 1x1) rather than dense 3x3 blocks.
     """
 
     def __init__(
