@@ -12,7 +12,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchgeo_stars.errors import ConfigurationError
-from torchgeo_stars.models import STARS, SegmentationOutput, TranslatorBank
+from torchgeo_stars.models import (
+    STARS,
+    SegmentationOutput,
+    SharedBackbone,
+    SharedProjection,
+    TranslatorBank,
+)
 
 from .helpers import NUM_CLASSES, THREE, TWO, capture_fusion, make_inputs, make_stars
 
@@ -277,6 +283,33 @@ def test_psa_features_select_what_the_embeddings_read(psa_features: str) -> None
         )
         moved = (after.embeddings[name] - before.embeddings[name]).abs().max()
         assert (moved > 1e-3) == (psa_features == 'shared')
+
+
+@pytest.mark.parametrize(
+    ('shared_encoder', 'reads_images'),
+    [(None, True), ('backbone', True), ('projection', False)],
+)
+def test_shared_features_come_from_a_shared_backbone_on_the_images(
+    shared_encoder: str | None, reads_images: bool
+) -> None:
+    # METHOD.md step 2: by default the shared features come from one backbone
+    # run on the images, so the specific encoders' weights cannot move them;
+    # the projection option derives them from the specific features instead.
+    kwargs = {} if shared_encoder is None else {'shared_encoder': shared_encoder}
+    model = make_stars(TWO, **kwargs)
+    expected = SharedBackbone if reads_images else SharedProjection
+    assert isinstance(model.shared_encoder, expected)
+    inputs = make_inputs(TWO, 2, 32, 32)
+    with torch.no_grad(), capture_fusion(model) as calls:
+        model(inputs)
+        perturb(model.specific_encoders)
+        model(inputs)
+    (_, shared_before), (_, shared_after) = calls
+    for before, after in zip(shared_before, shared_after, strict=True):
+        moved = max(
+            (a - b).abs().max().item() for a, b in zip(after, before, strict=True)
+        )
+        assert (moved == 0) == reads_images
 
 
 def test_alignment_level_selects_embedding_scale() -> None:
