@@ -18,9 +18,10 @@ backbone, decoder width, data, number of steps, learning rate and seeds:
   ``stars_no_translation``: the ablations ``stop_gradient=False``,
   ``psa_sampling='random'``, ``lambda_psa=0``, ``translation=False``;
 * ``stars_psa_shared``: PSA embedding heads on the shared features;
-* ``stars_projection`` / ``stars_full_shared`` / ``stars_shared_lcnet100``:
-  other shared encoders (1x1 projections of the specific features; a shared
-  copy of the specific backbone; timm's LCNet-1.0);
+* ``stars_projection`` / ``stars_full_shared`` / ``stars_shared_lcnet050`` /
+  ``stars_shared_lcnet100``: other shared encoders (1x1 projections of the
+  specific features; a shared copy of the specific backbone; timm's LCNet-0.5
+  and LCNet-1.0);
 * ``shaspec_projection``: ShaSpec with the shared projection.
 
 It prints (and with ``--output`` writes as JSON and markdown) two tables, mIoU
@@ -97,6 +98,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     'stars_psa_shared': {'model_kwargs': {'psa_features': 'shared'}},
     'stars_projection': {'model_kwargs': {'shared_encoder': 'projection'}},
     'stars_full_shared': {'model_kwargs': {'shared_encoder': 'backbone'}},
+    'stars_shared_lcnet050': {'model_kwargs': {'shared_encoder': 'tu-lcnet_050'}},
     'stars_shared_lcnet100': {'model_kwargs': {'shared_encoder': 'tu-lcnet_100'}},
     'shaspec_projection': {
         'model': 'shaspec',

@@ -14,7 +14,7 @@ every modality present in the data, for these configurations:
 * ``early_fusion_unet`` (with ``--unet``): the same task with its own
   default architecture (``model='unet'``), for reference.
 * ``stars``: :class:`~torchgeo_stars.STARSSegmentationTask` (resnet18,
-  its default light shared backbone ``shared_encoder='tu-lcnet_050'``,
+  its default light shared backbone ``shared_encoder='light'``,
   the defaults ``p_drop=0.3``,
   ``lambda_tr=1``, ``lambda_psa=0.1``): the lines of its ``training_step``
   (modality dropout, model forward with ``dropped``, segmentation +

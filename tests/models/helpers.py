@@ -54,6 +54,7 @@ FACTORIES: dict[str, Factory] = {
     'stars': make_stars,
     'stars_backbone': lambda m: make_stars(m, shared_encoder='backbone'),
     'stars_projection': lambda m: make_stars(m, shared_encoder='projection'),
+    'stars_lcnet': lambda m: make_stars(m, shared_encoder='tu-lcnet_050'),
     'stars_no_translation': lambda m: make_stars(m, translation=False),
     'shaspec': make_shaspec,
     'early_fusion': make_early_fusion,

@@ -6,6 +6,7 @@ import torch
 from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.models import (
     SharedBackbone,
+    SharedConvPyramid,
     SharedProjection,
     TranslatorBank,
     build_shared_encoder,
@@ -88,6 +89,40 @@ def test_build_shared_encoder_backbones(kind: str, channels: list[int]) -> None:
     out = shared(images, [[], []], ['a', 'b'])
     assert [f.shape[:2] for f in out[1]] == [(1, c) for c in channels]
     assert [f.shape[-1] for f in out[0]] == [16, 8, 4, 2]
+
+
+@pytest.mark.parametrize(
+    ('output_stride', 'channels', 'sides'),
+    [(32, [32, 64, 128, 256], [16, 8, 4, 2]), (16, [16, 64, 128, 256], [32, 16, 8, 4])],
+)
+def test_shared_conv_pyramid_scales_and_sharing(
+    output_stride: int, channels: list[int], sides: list[int]
+) -> None:
+    torch.manual_seed(0)
+    shared = build_shared_encoder(
+        'light', {'a': 2, 'b': 2}, 'resnet18', 5, None, [1] * 4, 16, output_stride
+    )
+    assert isinstance(shared, SharedConvPyramid)
+    assert shared.out_channels == channels
+    shared.eval()
+    a, b = torch.randn(2, 2, 64, 64), torch.randn(1, 2, 64, 64)
+    out = shared([a, b], [[], []], ['a', 'b'])
+    expected = [(c, s, s) for c, s in zip(channels, sides, strict=True)]
+    assert [f.shape[1:] for f in out[0]] == expected
+    assert [f.shape[0] for f in out[1]] == [1] * 4
+    # Stems are per modality, stages shared: with b's stem made a copy of a's,
+    # the same image gives the same features under either name.
+    shared.stems['b'].load_state_dict(shared.stems['a'].state_dict())
+    same = shared([a, a], [[], []], ['a', 'b'])
+    for x, y in zip(same[0], same[1], strict=True):
+        torch.testing.assert_close(x, y)
+
+
+def test_shared_conv_pyramid_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigurationError, match='output stride of 16 or 32'):
+        SharedConvPyramid({'a': 1}, output_stride=8)
+    with pytest.raises(ConfigurationError, match='4 positive widths'):
+        SharedConvPyramid({'a': 1}, widths=(8, 8))
 
 
 def test_build_shared_encoder_rejects_bad_names_and_strides() -> None:

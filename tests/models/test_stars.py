@@ -16,6 +16,7 @@ from torchgeo_stars.models import (
     STARS,
     SegmentationOutput,
     SharedBackbone,
+    SharedConvPyramid,
     SharedProjection,
     TranslatorBank,
 )
@@ -287,7 +288,7 @@ def test_psa_features_select_what_the_embeddings_read(psa_features: str) -> None
 
 @pytest.mark.parametrize(
     ('shared_encoder', 'reads_images'),
-    [(None, True), ('backbone', True), ('projection', False)],
+    [(None, True), ('backbone', True), ('light', True), ('projection', False)],
 )
 def test_shared_features_come_from_a_shared_backbone_on_the_images(
     shared_encoder: str | None, reads_images: bool
@@ -297,8 +298,13 @@ def test_shared_features_come_from_a_shared_backbone_on_the_images(
     # the projection option derives them from the specific features instead.
     kwargs = {} if shared_encoder is None else {'shared_encoder': shared_encoder}
     model = make_stars(TWO, **kwargs)
-    expected = SharedBackbone if reads_images else SharedProjection
-    assert isinstance(model.shared_encoder, expected)
+    expected: dict[str | None, type[nn.Module]] = {
+        None: SharedConvPyramid,
+        'light': SharedConvPyramid,
+        'backbone': SharedBackbone,
+        'projection': SharedProjection,
+    }
+    assert isinstance(model.shared_encoder, expected[shared_encoder])
     inputs = make_inputs(TWO, 2, 32, 32)
     with torch.no_grad(), capture_fusion(model) as calls:
         model(inputs)

@@ -7,6 +7,7 @@ from .embedding import EmbeddingHeads
 from .encoders import (
     EncoderPyramid,
     SharedBackbone,
+    SharedConvPyramid,
     SharedProjection,
     SpecificEncoders,
     build_shared_encoder,
@@ -34,6 +35,7 @@ __all__ = [
     'SegmentationOutput',
     'ShaSpec',
     'SharedBackbone',
+    'SharedConvPyramid',
     'SharedProjection',
     'SharedSpecificSegmenter',
     'SpecificEncoders',

@@ -211,6 +211,109 @@ class SharedBackbone(nn.Module):
         return [[scale[k] for scale in per_scale] for k in range(len(stems))]
 
 
+def _down(in_channels: int, out_channels: int) -> nn.Sequential:
+    """A stride-2 3x3 conv - BN - ReLU block."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SharedConvPyramid(nn.Module):
+    """Shared encoder, light variant: a small plain-conv pyramid on the images.
+
+    Each modality enters through its own stride-2 stem (3x3 conv - BN - ReLU
+    mapping its ``C_m`` bands to ``stem_channels``); one stack of stride-2
+    3x3 conv - BN - ReLU stages, whose weights every modality shares, then
+    halves the resolution at every stage, and its last four outputs are the
+    decoder scales (the specific encoders' strides). All modalities go
+    through the shared stages in one pass (stacked along the batch). With
+    ``widths=(32, 64, 128, 256)`` it has 0.4 M parameters and costs a small
+    fraction of a resnet18 per image, which is what keeps a STARS training
+    step within 2.5 early-fusion steps.
+
+    Attributes:
+        stems: Modality name to its stride-2 stem.
+        stages: The shared stride-2 stages.
+        out_channels: Channels of each decoder scale.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, int],
+        output_stride: int = 32,
+        stem_channels: int = 16,
+        widths: Sequence[int] = (32, 64, 128, 256),
+    ) -> None:
+        """Build the stems and the shared stages.
+
+        Args:
+            modalities: Modality name to band count.
+            output_stride: Stride of the coarsest decoder scale (16 or 32:
+                the specific encoders' ``encoder_depth`` 4 or 5).
+            stem_channels: Width the stems map every modality to.
+            widths: Widths of the four decoder scales, finest first (with
+                output stride 16 the finest scale is the stem's output).
+
+        Raises:
+            ConfigurationError: If *output_stride* is not 16 or 32 or
+                *widths* does not give four positive widths.
+        """
+        super().__init__()
+        if output_stride not in (16, 32):
+            raise ConfigurationError(
+                f'the light shared encoder needs an output stride of 16 or 32 '
+                f'(encoder_depth 4 or 5), got {output_stride}.'
+            )
+        if len(widths) != NUM_DECODER_SCALES or min(widths) < 1:
+            raise ConfigurationError(
+                f'widths must give {NUM_DECODER_SCALES} positive widths, got '
+                f'{list(widths)}.'
+            )
+        self.stems = nn.ModuleDict(
+            {name: _down(bands, stem_channels) for name, bands in modalities.items()}
+        )
+        # Stride 2 after the stem, one more halving per stage up to the output
+        # stride: 4 stages for 32, 3 for 16 (then the stem's output is the
+        # finest scale and widths[0] is not used).
+        stages = output_stride.bit_length() - 2
+        channels = [stem_channels, *list(widths)[-stages:]]
+        self.stages = nn.ModuleList(
+            _down(channels[i], channels[i + 1]) for i in range(stages)
+        )
+        self.out_channels: list[int] = channels[-NUM_DECODER_SCALES:]
+
+    def forward(
+        self,
+        images: Sequence[Tensor],
+        specific: Sequence[Sequence[Tensor]],
+        modalities: Sequence[str],
+    ) -> list[list[Tensor]]:
+        """Compute shared features of several modalities in one pass.
+
+        Args:
+            images: Per modality, its (padded) images ``(B_m, C_m, H, W)``.
+            specific: Per modality, its specific features (unused here).
+            modalities: The modality names, aligned with *images*.
+
+        Returns:
+            Per modality, its shared features per decoder scale ``(B_m, ...)``.
+        """
+        stems: list[Tensor] = [
+            self.stems[name](x.contiguous(memory_format=torch.channels_last))
+            for name, x in zip(modalities, images, strict=True)
+        ]
+        x = cat_batch(stems)
+        features = [x]
+        for stage in self.stages:
+            x = cast(Tensor, stage(x))
+            features.append(x)
+        sizes = [int(s.shape[0]) for s in stems]
+        per_scale = [torch.split(f, sizes) for f in features[-NUM_DECODER_SCALES:]]
+        return [[scale[k] for scale in per_scale] for k in range(len(stems))]
+
+
 class SharedProjection(nn.Module):
     """Shared encoder, cheap variant: a shared projection of specific features.
 
@@ -263,6 +366,10 @@ class SharedProjection(nn.Module):
         return [[scale[k] for scale in per_scale] for k in range(len(sizes))]
 
 
+#: Any of the shared encoders (the same ``forward(images, specific, names)``).
+SharedEncoder = SharedBackbone | SharedConvPyramid | SharedProjection
+
+
 def build_shared_encoder(
     kind: str,
     modalities: Mapping[str, int],
@@ -272,11 +379,12 @@ def build_shared_encoder(
     specific_channels: Sequence[int],
     stem_channels: int = 16,
     output_stride: int | None = None,
-) -> SharedBackbone | SharedProjection:
+) -> SharedEncoder:
     """Build the shared encoder named by *kind*.
 
     Args:
-        kind: ``'projection'`` (:class:`SharedProjection`), ``'backbone'``
+        kind: ``'projection'`` (:class:`SharedProjection`), ``'light'``
+            (:class:`SharedConvPyramid`), ``'backbone'``
             (:class:`SharedBackbone` with the specific encoders' architecture
             *backbone*) or an encoder name (:class:`SharedBackbone` with that
             encoder, e.g. a lighter one than the specific encoders').
@@ -298,13 +406,15 @@ def build_shared_encoder(
     """
     if kind == 'projection':
         return SharedProjection(specific_channels)
+    if kind == 'light':
+        return SharedConvPyramid(modalities, output_stride or 32, stem_channels)
     name = backbone if kind == 'backbone' else kind
     try:
         shared = SharedBackbone(modalities, name, depth, weights, stem_channels)
     except ConfigurationError as error:
         raise ConfigurationError(
-            f"shared_encoder must be 'projection', 'backbone' or an encoder name; "
-            f'{error}'
+            f"shared_encoder must be 'projection', 'light', 'backbone' or an "
+            f'encoder name; {error}'
         ) from error
     stride = shared.backbone.output_stride
     if output_stride is not None and stride != output_stride:

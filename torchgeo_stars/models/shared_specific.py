@@ -13,8 +13,7 @@ from .decoder import FPNSegmentationDecoder, PaddingMode, crop_to, pad_to_multip
 from .embedding import EmbeddingHeads
 from .encoders import (
     NUM_DECODER_SCALES,
-    SharedBackbone,
-    SharedProjection,
+    SharedEncoder,
     SpecificEncoders,
     build_shared_encoder,
 )
@@ -174,7 +173,7 @@ class SharedSpecificSegmenter(nn.Module):
         )
         channels = self.specific_encoders.out_channels
         self.output_stride = self.specific_encoders.output_stride
-        self.shared_encoder: SharedBackbone | SharedProjection = build_shared_encoder(
+        self.shared_encoder: SharedEncoder = build_shared_encoder(
             shared_encoder,
             self.modalities,
             backbone,

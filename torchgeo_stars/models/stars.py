@@ -34,19 +34,23 @@ class STARS(SharedSpecificSegmenter):
     missing modality's encoder does not run, translators run only for the
     samples that miss a modality, and no sample depends on its batch-mates.
 
-    Shared encoder (*shared_encoder*): by default one light CPU-friendly
-    backbone (timm's LCNet-0.5, ``'tu-lcnet_050'``, 0.27 M parameters) shared
-    by all modalities behind per-modality stems, all modalities stacked along
-    the batch in one pass. ``'backbone'`` shares a copy of the specific
-    encoders' architecture instead, and ``'projection'`` replaces the backbone
-    by per-scale 1x1 conv - BN - ReLU projections of the specific features
-    with weights shared by all modalities. On the accuracy benchmark (400
-    steps, 3 seeds, mIoU averaged over the seven modality subsets) a shared
-    resnet18 reaches 39.6, LCNet-0.5 38.6 and the projection 37.5, so the
-    projection is not the default; but a full shared backbone runs ``2 M``
-    backbones per step instead of ``M`` (about 4.2x an early-fusion FPN step
-    with three modalities, resnet18, batch 8 at 128 px, against 2.75x with
-    LCNet-0.5 and 2.5x with the projection; see ``benchmarks/README.md``).
+    Shared encoder (*shared_encoder*): by default ``'light'``, a small
+    plain-conv pyramid (:class:`SharedConvPyramid`: per-modality stride-2
+    stems, then four stride-2 conv - BN - ReLU stages shared by all
+    modalities, 0.4 M parameters) run on the images, all modalities stacked
+    along the batch in one pass. An encoder name of segmentation-models-pytorch
+    / timm (e.g. ``'tu-lcnet_050'``) puts that encoder behind the stems
+    instead, ``'backbone'`` a shared copy of the specific encoders'
+    architecture, and ``'projection'`` replaces the shared backbone by
+    per-scale 1x1 conv - BN - ReLU projections of the specific features. On
+    the accuracy benchmark (400 steps, 3 seeds, mIoU averaged over the seven
+    modality subsets) the projection is the least accurate of these (37.5,
+    against 38.6 for LCNet-0.5 and 39.6 for a shared resnet18; see
+    ``benchmarks/README.md`` for ``'light'``), so it is not the default; and a
+    full shared backbone runs ``2 M`` backbones per step instead of ``M``
+    (about 4.2x an early-fusion FPN step with three modalities, resnet18,
+    batch 8 at 128 px), far over the 2.5x step-time budget that ``'light'``
+    keeps.
     For the same reason the translators are light inverted bottlenecks (1x1,
     depthwise 3x3, 1x1) rather than dense 3x3 blocks.
     """
@@ -57,7 +61,7 @@ class STARS(SharedSpecificSegmenter):
         num_classes: int,
         backbone: str = 'resnet18',
         weights: str | None = None,
-        shared_encoder: str = 'tu-lcnet_050',
+        shared_encoder: str = 'light',
         encoder_depth: int = 5,
         decoder_channels: int = 256,
         decoder_segmentation_channels: int = 128,
@@ -83,11 +87,12 @@ class STARS(SharedSpecificSegmenter):
                 used for every specific encoder.
             weights: Pretrained encoder weights (``'imagenet'``; ``True`` for
                 ``tu-`` encoders) or None for random initialisation.
-            shared_encoder: Encoder name of the shared backbone (default
-                ``'tu-lcnet_050'``: light), ``'backbone'`` (the same
-                architecture as the specific encoders) or ``'projection'``
-                (shared 1x1 projections of the specific features, no second
-                backbone).
+            shared_encoder: ``'light'`` (default: a small shared conv
+                pyramid on the images), an encoder name for the shared
+                backbone (e.g. ``'tu-lcnet_050'``), ``'backbone'`` (a shared
+                copy of the specific encoders' architecture) or
+                ``'projection'`` (shared 1x1 projections of the specific
+                features, no second backbone).
             encoder_depth: Encoder stages, 4 or 5; the decoder reads the last
                 four.
             decoder_channels: FPN pyramid width.
@@ -107,7 +112,7 @@ class STARS(SharedSpecificSegmenter):
             translation: False builds no translators: a missing modality's
                 specific features are zero-filled (the no-translation
                 ablation, as in ShaSpec).
-            stem_channels: Stem width of a shared backbone.
+            stem_channels: Stem width of a shared backbone or pyramid.
             padding_mode: ``'reflect'``, ``'replicate'`` or ``'constant'``
                 padding of inputs to the encoder stride.
 

@@ -105,7 +105,7 @@ class STARSSegmentationTask(BaseTask):
         model: Literal['stars', 'early_fusion', 'shaspec'] = 'stars',
         backbone: str = 'resnet18',
         weights: str | None = None,
-        shared_encoder: str = 'tu-lcnet_050',
+        shared_encoder: str = 'light',
         translation: bool = True,
         class_names: list[str] | None = None,
         class_colors: list[tuple[int, int, int]] | None = None,
@@ -138,12 +138,13 @@ class STARSSegmentationTask(BaseTask):
             weights: Pretrained encoder weights name, or None for random
                 initialisation. Not saved in the checkpoint: the checkpoint
                 holds the trained weights.
-            shared_encoder: How STARS computes shared features: the encoder
-                name of a shared backbone run on every modality (default
-                ``'tu-lcnet_050'``, light), ``'backbone'`` (a shared copy of
+            shared_encoder: How STARS computes shared features: ``'light'``
+                (default: a small conv pyramid on the images whose stages all
+                modalities share), the encoder name of a shared backbone
+                (e.g. ``'tu-lcnet_050'``), ``'backbone'`` (a shared copy of
                 *backbone*) or ``'projection'`` (shared projections of the
-                specific features, cheapest). The ShaSpec baseline keeps its
-                own shared backbone unless ``model_kwargs`` says otherwise.
+                specific features). The ShaSpec baseline keeps its own shared
+                backbone unless ``model_kwargs`` says otherwise.
             translation: Whether STARS recovers missing modalities by
                 translation (False: zero-filled, the no-translation ablation).
             class_names: Class names for logs, plots and GeoTIFF metadata;
