@@ -44,15 +44,14 @@ class STARS(SharedSpecificSegmenter):
     architecture, and ``'projection'`` replaces the shared backbone by
     per-scale 1x1 conv - BN - ReLU projections of the specific features. On
     the accuracy benchmark (400 steps, 3 seeds, mIoU averaged over the seven
-    modality subsets) the projection is the least accurate of these (37.5,
-    against 38.6 for LCNet-0.5 and 39.6 for a shared resnet18; see
-    ``benchmarks/README.md`` for ``'light'``), so it is not the default; and a
-    full shared backbone runs ``2 M`` backbones per step instead of ``M``
-    (about 4.2x an early-fusion FPN step with three modalities, resnet18,
-    batch 8 at 128 px), far over the 2.5x step-time budget that ``'light'``
-    keeps.
-    For the same reason the translators are light inverted bottlenecks (1x1,
-    depthwise 3x3, 1x1) rather than dense 3x3 blocks.
+    modality subsets) ``'light'`` is the most accurate of these (40.0,
+    against 39.6 for a shared resnet18, 38.6 for LCNet-0.5 and 37.5 for the
+    projection; see ``benchmarks/README.md``). A full shared backbone runs
+    ``2 M`` backbones per step instead of ``M`` (about 4.2x an early-fusion
+    FPN step with three modalities, resnet18, batch 8 at 128 px), far over
+    the 2.5x step-time budget that ``'light'`` keeps (2.42x). For the same
+    reason the translators are light inverted bottlenecks (1x1, depthwise
+    3x3, 1x1) rather than dense 3x3 blocks.
     """
 
     def __init__(
