@@ -18,6 +18,20 @@ def cat_batch(tensors: Sequence[Tensor]) -> Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
 
 
+def split_batch(features: Sequence[Tensor], sizes: Sequence[int]) -> list[list[Tensor]]:
+    """Undo :func:`cat_batch` for a pyramid: split every scale along the batch.
+
+    Args:
+        features: Per scale, the stacked ``(sum(sizes), ...)`` features.
+        sizes: Rows of each stacked part, in stacking order.
+
+    Returns:
+        Per part, its features per scale.
+    """
+    per_scale = [torch.split(f, list(sizes)) for f in features]
+    return [[scale[k] for scale in per_scale] for k in range(len(sizes))]
+
+
 def row_index(rows: Tensor) -> Tensor | None:
     """Indices of the selected rows, or None when every row is selected.
 

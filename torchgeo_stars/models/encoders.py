@@ -10,11 +10,12 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
+from segmentation_models_pytorch.base.modules import Conv2dReLU
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
 from ..errors import ConfigurationError
-from .batching import cat_batch
+from .batching import cat_batch, split_batch
 
 #: Number of encoder scales the FPN decoder uses (smp's FPN reads the last four).
 NUM_DECODER_SCALES = 4
@@ -203,20 +204,16 @@ class SharedBackbone(nn.Module):
         stems = [
             self.stems[name](x) for name, x in zip(modalities, images, strict=True)
         ]
-        sizes = [x.shape[0] for x in stems]
         if len(stems) == 1:
             return [self.backbone(stems[0])]
         features = self.backbone(cat_batch(stems))
-        per_scale = [f.split(sizes) for f in features]
-        return [[scale[k] for scale in per_scale] for k in range(len(stems))]
+        return split_batch(features, [int(x.shape[0]) for x in stems])
 
 
-def _down(in_channels: int, out_channels: int) -> nn.Sequential:
-    """A stride-2 3x3 conv - BN - ReLU block."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
+def _down(in_channels: int, out_channels: int) -> nn.Module:
+    """A stride-2 3x3 conv - BN - ReLU block (smp's ``Conv2dReLU``)."""
+    return cast(
+        nn.Module, Conv2dReLU(in_channels, out_channels, 3, padding=1, stride=2)
     )
 
 
@@ -309,9 +306,9 @@ class SharedConvPyramid(nn.Module):
         for stage in self.stages:
             x = cast(Tensor, stage(x))
             features.append(x)
-        sizes = [int(s.shape[0]) for s in stems]
-        per_scale = [torch.split(f, sizes) for f in features[-NUM_DECODER_SCALES:]]
-        return [[scale[k] for scale in per_scale] for k in range(len(stems))]
+        return split_batch(
+            features[-NUM_DECODER_SCALES:], [int(s.shape[0]) for s in stems]
+        )
 
 
 class SharedProjection(nn.Module):
@@ -358,12 +355,11 @@ class SharedProjection(nn.Module):
         Returns:
             Per modality, its shared features per decoder scale.
         """
-        sizes = [feats[0].shape[0] for feats in specific]
-        per_scale = []
-        for scale, projection in enumerate(self.projections):
-            stacked = cat_batch([feats[scale] for feats in specific])
-            per_scale.append(projection(stacked).split(sizes))
-        return [[scale[k] for scale in per_scale] for k in range(len(sizes))]
+        projected = [
+            projection(cat_batch([feats[scale] for feats in specific]))
+            for scale, projection in enumerate(self.projections)
+        ]
+        return split_batch(projected, [int(feats[0].shape[0]) for feats in specific])
 
 
 #: Any of the shared encoders (the same ``forward(images, specific, names)``).
