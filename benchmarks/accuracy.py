@@ -133,6 +133,8 @@ class Setting:
         scene_seed: Seed of the synthetic scene.
         backbone: Encoder of every configuration.
         lr: AdamW learning rate of every configuration.
+        vehicle_scale: Factor on the scene's vehicle footprints (1: cars of one
+            or two pixels; 3: a rare class several pixels across).
     """
 
     seeds: tuple[int, ...]
@@ -144,6 +146,7 @@ class Setting:
     scene_seed: int
     backbone: str
     lr: float
+    vehicle_scale: float = 1.0
 
 
 @dataclass
@@ -193,6 +196,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--scene-seed', type=int, default=0, help='scene seed (0)')
     parser.add_argument('--backbone', default='resnet18', help='encoder (resnet18)')
     parser.add_argument('--lr', type=float, default=1e-3, help='AdamW lr (1e-3)')
+    parser.add_argument(
+        '--vehicle-scale',
+        type=float,
+        default=1.0,
+        help="factor on the scene's vehicle footprints (1; 3 makes the rare class "
+        'several pixels across, to measure balanced PSA sampling)',
+    )
     parser.add_argument(
         '--configs',
         nargs='+',
@@ -265,6 +275,7 @@ def make_setting(args: argparse.Namespace) -> Setting:
         scene_seed=args.scene_seed,
         backbone=args.backbone,
         lr=args.lr,
+        vehicle_scale=args.vehicle_scale,
     )
 
 
@@ -650,7 +661,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if scene_dir is None:
             scene_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         scene = make_synthetic_scene(
-            scene_dir, size=setting.size, seed=setting.scene_seed, overwrite=True
+            scene_dir,
+            size=setting.size,
+            seed=setting.scene_seed,
+            vehicle_scale=setting.vehicle_scale,
+            overwrite=True,
         )
         fractions = class_fractions(scene.mask, scene.num_classes)
         rarest = min(range(scene.num_classes), key=lambda k: fractions[k])
@@ -764,7 +779,9 @@ def merge(paths: Sequence[Path], output: Path | None) -> None:
     first = parts[0]
 
     def fixed(part: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in part['setting'].items() if k != 'seeds'}
+        # Files written before --vehicle-scale existed used scale 1.
+        setting = {'vehicle_scale': 1.0, **part['setting']}
+        return {k: v for k, v in setting.items() if k != 'seeds'}
 
     for path, part in zip(paths, parts, strict=True):
         if fixed(part) != fixed(first) or part['scenarios'] != first['scenarios']:

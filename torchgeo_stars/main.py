@@ -46,6 +46,13 @@ def synthetic_main(argv: Sequence[str]) -> int:
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument('--classes', type=int, default=6, help='number of classes')
     parser.add_argument(
+        '--vehicle-scale',
+        type=float,
+        default=1.0,
+        help='factor on vehicle length and width, 0.5-4 (1: cars of 1-2 pixels; '
+        '3: blocks of 3-5 x 2 pixels, a rare class a model can delineate)',
+    )
+    parser.add_argument(
         '--overwrite', action='store_true', help='replace an existing scene'
     )
     args = parser.parse_args(list(argv))
@@ -54,6 +61,7 @@ def synthetic_main(argv: Sequence[str]) -> int:
         size=args.size,
         seed=args.seed,
         num_classes=args.classes,
+        vehicle_scale=args.vehicle_scale,
         overwrite=args.overwrite,
     )
     print(describe_scene(scene))

@@ -251,8 +251,14 @@ def _vehicles(
     lots: Bool,
     direction: Float,
     res: float,
+    scale: float,
 ) -> None:
-    """Paint rare vehicles (rotated rectangles) onto roads and lots, in place."""
+    """Paint rare vehicles (rotated rectangles) onto roads and lots, in place.
+
+    ``scale`` multiplies the footprint (cars of 11-18 m x 7 m at 1) and divides
+    the number of vehicles, so the class's share of the scene grows about in
+    proportion to ``scale`` (less where large footprints overhang the paving).
+    """
     rng = stream(seed, 'vehicles')
     rows, cols = classes.shape
     candidates = np.flatnonzero(classes == IMPERVIOUS)
@@ -260,7 +266,8 @@ def _vehicles(
         return
     weights = np.where(lots.ravel()[candidates], 5.0, 1.0)
     length, width = rng.uniform(11.0, 18.0), 7.0
-    count = round(0.005 * classes.size * res**2 / (length * width))
+    count = round(0.005 * classes.size * res**2 / (length * width * scale))
+    length, width = length * scale, width * scale
     count = min(count, candidates.size)
     chosen = rng.choice(
         candidates, size=count, replace=False, p=weights / weights.sum()
@@ -327,6 +334,7 @@ def build_ground(
     *,
     sun_azimuth: float = 150.0,
     sun_elevation: float = 35.0,
+    vehicle_scale: float = 1.0,
 ) -> Ground:
     """Generate the scene's ground layers on a metric grid.
 
@@ -337,6 +345,7 @@ def build_ground(
         keep: canonical codes to keep; others merge (see ``MERGE_INTO``).
         sun_azimuth: sun azimuth in degrees, for shadows.
         sun_elevation: sun elevation in degrees, for shadows.
+        vehicle_scale: factor on the vehicles' length and width.
 
     Returns:
         The ground layers.
@@ -409,7 +418,7 @@ def build_ground(
         lots &= ~road.mask
 
     gain = np.ones(shape, dtype=np.float32)
-    _vehicles(seed, classes, height, gain, lots, direction, res)
+    _vehicles(seed, classes, height, gain, lots, direction, res, vehicle_scale)
 
     # Merge classes the caller dropped.
     for code in range(NUM_CANONICAL):
