@@ -239,6 +239,44 @@ def test_same_geometry_for_every_class_count(tmp_path: Path) -> None:
     assert ((a == 1) != (b == 1)).mean() < 0.01
 
 
+def isolated_share(labels: NDArray[Any], code: int) -> float:
+    """Share of a class's pixels with no 4-neighbour of the same class."""
+    hit = labels == code
+    neighbour = np.zeros_like(hit)
+    neighbour[1:] |= hit[:-1]
+    neighbour[:-1] |= hit[1:]
+    neighbour[:, 1:] |= hit[:, :-1]
+    neighbour[:, :-1] |= hit[:, 1:]
+    return float((hit & ~neighbour).sum() / hit.sum())
+
+
+def test_vehicle_scale_makes_the_rare_class_resolvable(tmp_path: Path) -> None:
+    _, cars = synthetic._generate(192, 0, 6, 'EPSG:32631')
+    _, blocks = synthetic._generate(192, 0, 6, 'EPSG:32631', vehicle_scale=3.0)
+    # Vehicles are painted onto paving only: everything else is the same scene.
+    paving = np.isin(cars.classes, [IMP, VEH]) | np.isin(blocks.classes, [IMP, VEH])
+    assert paving.mean() < 0.5
+    assert np.array_equal(cars.classes[~paving], blocks.classes[~paving])
+    assert np.array_equal(cars.terrain, blocks.terrain)
+
+    small = make_synthetic_scene(tmp_path / 'cars', size=192, seed=0)
+    large = make_synthetic_scene(
+        tmp_path / 'blocks', size=192, seed=0, vehicle_scale=3.0
+    )
+    veh = small.class_names.index('vehicle')
+    a, b = read(small.mask)[0], read(large.mask)[0]
+    # Cars are one or two 10 m pixels, many alone; the blocks are several
+    # pixels across (no vehicle pixel without a vehicle neighbour).
+    assert isolated_share(a, veh) > 0.25
+    assert isolated_share(b, veh) < 0.02
+    # Fewer but larger: the class grows, yet stays the rarest.
+    fractions = np.bincount(b[b != 255], minlength=6) / (b != 255).sum()
+    assert 1.5 * (a == veh).mean() < fractions[veh] < 0.03
+    assert fractions.argmin() == veh
+    with rasterio.open(large.mask) as src:
+        assert src.tags()['SYNTHETIC_VEHICLE_SCALE'] == '3.0'
+
+
 def test_building_vs_impervious_only_by_height(
     rich_scene: SyntheticScene, rich_codes: NDArray[Any]
 ) -> None:
@@ -440,6 +478,10 @@ def test_invalid_num_classes(tmp_path: Path, num_classes: int) -> None:
         ({'size': 64.0}, 'size'),
         ({'seed': -1}, 'seed'),
         ({'sar_crs': 'EPSG:999999'}, 'sar_crs'),
+        ({'vehicle_scale': 0.0}, 'vehicle_scale'),
+        ({'vehicle_scale': 5}, 'vehicle_scale'),
+        ({'vehicle_scale': True}, 'vehicle_scale'),
+        ({'vehicle_scale': '2'}, 'vehicle_scale'),
     ],
 )
 def test_invalid_arguments(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:

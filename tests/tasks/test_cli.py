@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import rasterio
 import torch
 
 from torchgeo_stars import STARSSegmentationTask
@@ -156,6 +157,20 @@ def test_synthetic_command_writes_a_scene(tmp_path: Path) -> None:
     ]
     # A second run refuses to overwrite, as one line.
     assert main(['synthetic', str(tmp_path / 'scene'), '--size', '48']) == 1
+
+
+def test_synthetic_command_vehicle_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ['synthetic', str(tmp_path / 'scene'), '--size', '48']
+    assert main([*args, '--vehicle-scale', '9']) == 1
+    assert 'vehicle_scale=9.0' in capsys.readouterr().err
+    assert not (tmp_path / 'scene').exists() or not any(
+        (tmp_path / 'scene').rglob('*.tif')
+    )
+    assert main([*args, '--vehicle-scale', '2.5']) == 0
+    with rasterio.open(tmp_path / 'scene' / 'mask' / 'labels_scene.tif') as src:
+        assert src.tags()['SYNTHETIC_VEHICLE_SCALE'] == '2.5'
 
 
 def scenario_table(stdout: str) -> str:

@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from ..errors import ConfigurationError
 from ._synthetic_grids import (
     Bounds,
     Grid,
@@ -178,7 +179,8 @@ def synthetic_class_names(num_classes: int = 6) -> tuple[str, ...]:
         The class names.
 
     Raises:
-        ValueError: if ``num_classes`` is not supported.
+        ConfigurationError: (a ``ValueError``) if ``num_classes`` is not
+            supported.
     """
     _check_num_classes(num_classes)
     return tuple(SYNTHETIC_CLASSES[code] for code in _KEPT[num_classes])
@@ -186,7 +188,7 @@ def synthetic_class_names(num_classes: int = 6) -> tuple[str, ...]:
 
 def _check_num_classes(num_classes: int) -> None:
     if isinstance(num_classes, bool) or num_classes not in _KEPT:
-        raise ValueError(
+        raise ConfigurationError(
             f'num_classes={num_classes!r} is not supported by the synthetic scene; '
             f'choose an integer from {min(_KEPT)} to {max(_KEPT)}'
         )
@@ -194,28 +196,28 @@ def _check_num_classes(num_classes: int) -> None:
 
 def _check_args(size: int, seed: int, sar_crs: str, vehicle_scale: float) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 8192:
-        raise ValueError(
+        raise ConfigurationError(
             f'size={size!r} is not supported by the synthetic scene; '
             'choose an integer number of optical pixels from 32 to 8192'
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f'seed={seed!r} must be a non-negative integer')
+        raise ConfigurationError(f'seed={seed!r} must be a non-negative integer')
     if isinstance(vehicle_scale, bool) or not (
         isinstance(vehicle_scale, int | float) and 0.5 <= vehicle_scale <= 4.0
     ):
-        raise ValueError(
+        raise ConfigurationError(
             f'vehicle_scale={vehicle_scale!r} is not supported by the synthetic '
             'scene; choose a number from 0.5 to 4 (1: cars of 11-18 m x 7 m)'
         )
     try:
         crs = CRS.from_user_input(sar_crs)
     except CRSError as error:
-        raise ValueError(
+        raise ConfigurationError(
             f'sar_crs={sar_crs!r} is not a CRS pyproj understands ({error}); '
             "pass e.g. 'EPSG:32631' or 'EPSG:3857'"
         ) from error
     if not (crs.is_projected or crs.is_geographic):
-        raise ValueError(
+        raise ConfigurationError(
             f'sar_crs={sar_crs!r} must be a projected or geographic 2D CRS'
         )
 
@@ -399,7 +401,8 @@ def make_synthetic_scene(
         The written scene.
 
     Raises:
-        ValueError: if an argument is out of range or ``sar_crs`` is unknown.
+        ConfigurationError: (a ``ValueError``) if an argument is out of range
+            or ``sar_crs`` is unknown.
         FileExistsError: if a scene file exists and ``overwrite`` is false.
     """
     _check_num_classes(num_classes)
