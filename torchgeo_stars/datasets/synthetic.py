@@ -23,7 +23,7 @@ class              kept at  look-alike and the one modality that separates them
                             terrain height in the DSM)
 ``vehicle``        4+       rare small objects, under 1 % of pixels (one or
                             two 10 m pixels each; ``vehicle_scale`` makes them
-                            larger and rarer, the class a little larger)
+                            larger but fewer: about 1.8 % at 3)
 ``bare_soil``      7+       impervious: optics only (same SAR and height)
 ``cropland``       8        low vegetation: SAR only (same optics and height)
 =================  =======  ===================================================
