@@ -102,9 +102,9 @@ class STARS(SharedSpecificSegmenter):
                 scale.
             embedding_dim: Size ``D`` of the PSA pixel embeddings.
             alignment_level: Decoder scale of the embeddings, 0 = finest
-                (stride 4 with ``encoder_depth=5``); default 1 (stride 8):
-                deep enough to be semantic, fine enough to keep small objects
-                of minority classes.
+                (stride 4 with ``encoder_depth=5``); default 1 (stride 8). On
+                the accuracy benchmark stride 4 was 1.2 mIoU lower and no
+                better on the rarest class (``benchmarks/README.md``).
             psa_features: Features the PSA embedding heads read: the
                 specific ``s_m`` or the shared ``h_m``.
             dropout: Spatial dropout of the FPN decoder.
