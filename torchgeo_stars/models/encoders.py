@@ -139,7 +139,63 @@ class SpecificEncoders(nn.Module):
         return cast(list[Tensor], self.encoders[modality](x))
 
 
-class SharedBackbone(nn.Module):
+def _conv_bn_relu(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """A 3x3 conv - BN - ReLU block (smp's ``Conv2dReLU``)."""
+    return cast(
+        nn.Module, Conv2dReLU(in_channels, out_channels, 3, padding=1, stride=stride)
+    )
+
+
+class _StemsAndSharedTrunk(nn.Module):
+    """Per-modality stems, then one trunk whose weights all modalities share.
+
+    Subclasses set :attr:`stems` and implement :meth:`trunk`. The stems'
+    outputs of all modalities are stacked along the batch and go through the
+    trunk in a single pass, so its batch-norm statistics mix modalities the
+    same way in training and in evaluation.
+
+    Attributes:
+        stems: Modality name to its stem.
+    """
+
+    stems: nn.ModuleDict
+
+    def trunk(self, x: Tensor) -> list[Tensor]:
+        """The shared part: stacked stem outputs to the decoder scales.
+
+        Args:
+            x: Stem outputs of every modality, stacked along the batch.
+
+        Returns:
+            The stacked features per decoder scale, finest first.
+        """
+        raise NotImplementedError
+
+    def forward(
+        self,
+        images: Sequence[Tensor],
+        specific: Sequence[Sequence[Tensor]],
+        modalities: Sequence[str],
+    ) -> list[list[Tensor]]:
+        """Compute shared features of several modalities in one trunk pass.
+
+        Args:
+            images: Per modality, its (padded) images ``(B_m, C_m, H, W)``.
+            specific: Per modality, its specific features (unused here).
+            modalities: The modality names, aligned with *images*.
+
+        Returns:
+            Per modality, its shared features per decoder scale ``(B_m, ...)``.
+        """
+        stems: list[Tensor] = [
+            self.stems[name](x.contiguous(memory_format=torch.channels_last))
+            for name, x in zip(modalities, images, strict=True)
+        ]
+        features = self.trunk(cat_batch(stems))
+        return split_batch(features, [int(s.shape[0]) for s in stems])
+
+
+class SharedBackbone(_StemsAndSharedTrunk):
     """Shared encoder: one backbone for all modalities behind per-modality stems.
 
     Each modality enters through its own stem (3x3 conv - BN - ReLU mapping its
@@ -174,50 +230,19 @@ class SharedBackbone(nn.Module):
         super().__init__()
         self.stems = nn.ModuleDict(
             {
-                name: nn.Sequential(
-                    nn.Conv2d(bands, stem_channels, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(stem_channels),
-                    nn.ReLU(inplace=True),
-                )
+                name: _conv_bn_relu(bands, stem_channels, stride=1)
                 for name, bands in modalities.items()
             }
         )
         self.backbone = EncoderPyramid(backbone, stem_channels, depth, weights)
         self.out_channels: list[int] = list(self.backbone.out_channels)
 
-    def forward(
-        self,
-        images: Sequence[Tensor],
-        specific: Sequence[Sequence[Tensor]],
-        modalities: Sequence[str],
-    ) -> list[list[Tensor]]:
-        """Compute shared features of several modalities in one backbone pass.
-
-        Args:
-            images: Per modality, its (padded) images ``(B_m, C_m, H, W)``.
-            specific: Per modality, its specific features (unused here).
-            modalities: The modality names, aligned with *images*.
-
-        Returns:
-            Per modality, its shared features per decoder scale ``(B_m, ...)``.
-        """
-        stems = [
-            self.stems[name](x) for name, x in zip(modalities, images, strict=True)
-        ]
-        if len(stems) == 1:
-            return [self.backbone(stems[0])]
-        features = self.backbone(cat_batch(stems))
-        return split_batch(features, [int(x.shape[0]) for x in stems])
+    def trunk(self, x: Tensor) -> list[Tensor]:
+        """Run the shared backbone (see :meth:`_StemsAndSharedTrunk.trunk`)."""
+        return cast(list[Tensor], self.backbone(x))
 
 
-def _down(in_channels: int, out_channels: int) -> nn.Module:
-    """A stride-2 3x3 conv - BN - ReLU block (smp's ``Conv2dReLU``)."""
-    return cast(
-        nn.Module, Conv2dReLU(in_channels, out_channels, 3, padding=1, stride=2)
-    )
-
-
-class SharedConvPyramid(nn.Module):
+class SharedConvPyramid(_StemsAndSharedTrunk):
     """Shared encoder, light variant: a small plain-conv pyramid on the images.
 
     Each modality enters through its own stride-2 stem (3x3 conv - BN - ReLU
@@ -269,7 +294,10 @@ class SharedConvPyramid(nn.Module):
                 f'{list(widths)}.'
             )
         self.stems = nn.ModuleDict(
-            {name: _down(bands, stem_channels) for name, bands in modalities.items()}
+            {
+                name: _conv_bn_relu(bands, stem_channels, stride=2)
+                for name, bands in modalities.items()
+            }
         )
         # Stride 2 after the stem, one more halving per stage up to the output
         # stride: 4 stages for 32, 3 for 16 (then the stem's output is the
@@ -277,38 +305,17 @@ class SharedConvPyramid(nn.Module):
         stages = output_stride.bit_length() - 2
         channels = [stem_channels, *list(widths)[-stages:]]
         self.stages = nn.ModuleList(
-            _down(channels[i], channels[i + 1]) for i in range(stages)
+            _conv_bn_relu(channels[i], channels[i + 1], stride=2) for i in range(stages)
         )
         self.out_channels: list[int] = channels[-NUM_DECODER_SCALES:]
 
-    def forward(
-        self,
-        images: Sequence[Tensor],
-        specific: Sequence[Sequence[Tensor]],
-        modalities: Sequence[str],
-    ) -> list[list[Tensor]]:
-        """Compute shared features of several modalities in one pass.
-
-        Args:
-            images: Per modality, its (padded) images ``(B_m, C_m, H, W)``.
-            specific: Per modality, its specific features (unused here).
-            modalities: The modality names, aligned with *images*.
-
-        Returns:
-            Per modality, its shared features per decoder scale ``(B_m, ...)``.
-        """
-        stems: list[Tensor] = [
-            self.stems[name](x.contiguous(memory_format=torch.channels_last))
-            for name, x in zip(modalities, images, strict=True)
-        ]
-        x = cat_batch(stems)
+    def trunk(self, x: Tensor) -> list[Tensor]:
+        """Run the shared stages (see :meth:`_StemsAndSharedTrunk.trunk`)."""
         features = [x]
         for stage in self.stages:
             x = cast(Tensor, stage(x))
             features.append(x)
-        return split_batch(
-            features[-NUM_DECODER_SCALES:], [int(s.shape[0]) for s in stems]
-        )
+        return features[-NUM_DECODER_SCALES:]
 
 
 class SharedProjection(nn.Module):
