@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..datasets.keys import MASK
 from ..errors import ConfigurationError
 
 
@@ -84,8 +85,8 @@ class JointFlipRotate(nn.Module):
                 height and width.
         """
         keys = [key for key in image_keys if key in batch]
-        if 'mask' in batch:
-            keys.append('mask')
+        if MASK in batch:
+            keys.append(MASK)
         if not keys:
             return dict(batch)
         shape = batch[keys[0]].shape

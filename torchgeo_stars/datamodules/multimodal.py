@@ -24,6 +24,7 @@ from ..datasets import (
     compute_statistics,
     pair_modalities,
 )
+from ..datasets.keys import image_key
 from ..errors import ConfigurationError, DataError
 from .augmentation import JointFlipRotate
 from .splits import Box, Stripe, cut_stripes, grid_area, inner_box, random_patch_margin
@@ -566,6 +567,6 @@ class MultimodalDataModule(GeoDataModule):
         trainer = self.trainer
         if self.augmentation is not None and trainer is not None and trainer.training:
             assert self.dataset is not None
-            keys = [f'image_{name}' for name in self.dataset.modalities]
+            keys = [image_key(name) for name in self.dataset.modalities]
             batch = self.augmentation(batch, keys)
         return batch

@@ -22,15 +22,10 @@ from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
-
-#: Prefix of the sample keys holding a modality's image.
-IMAGE_PREFIX = 'image_'
+from .keys import AVAILABLE, IMAGE_PREFIX, SHARED_KEYS
 
 #: Valid modality names: letters, digits and underscores.
 MODALITY_NAME = re.compile(r'^\w+$')
-
-#: Keys that every dataset of an intersection shares; kept once.
-SHARED_KEYS = ('bounds', 'transform')
 
 
 def fill_invalid(image: Tensor, fill: Tensor | None = None) -> tuple[Tensor, bool]:
@@ -205,11 +200,11 @@ def collate_modalities(samples: Sequence[Sample]) -> Sample:
     out: Sample = {}
     available: list[Tensor] = []
     for sample in samples:
-        ready = 'available' in sample
+        ready = AVAILABLE in sample
         for key, value in sample.items():
             if key in SHARED_KEYS:
                 out.setdefault(key, value)
-            elif key == 'available':
+            elif key == AVAILABLE:
                 available.append(value.to(torch.bool).reshape(-1))
             elif key in out:
                 raise ConfigurationError(
@@ -225,7 +220,7 @@ def collate_modalities(samples: Sequence[Sample]) -> Sample:
             else:
                 out[key] = value
     if available:
-        out['available'] = torch.cat(available)
+        out[AVAILABLE] = torch.cat(available)
     return out
 
 

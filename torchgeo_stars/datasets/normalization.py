@@ -24,7 +24,8 @@ from torchgeo.datasets import GeoDataset
 from torchgeo.datasets.utils import Sample
 
 from ..errors import ConfigurationError, DataError
-from .intersection import IMAGE_PREFIX, describe_dataset, nodata_of
+from .intersection import describe_dataset, nodata_of
+from .keys import AVAILABLE, image_key, modality_of
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def coerce_statistics(
 
 
 def _image_key(sample: Sample, modality: str) -> str:
-    key = IMAGE_PREFIX + modality
+    key = image_key(modality)
     if key in sample:
         return key
     if 'image' in sample:
@@ -353,9 +354,9 @@ class NormalizeModalities(nn.Module):
         """
         out = dict(sample)
         for key, value in sample.items():
-            if not key.startswith(IMAGE_PREFIX):
+            name = modality_of(key)
+            if name is None:
                 continue
-            name = key[len(IMAGE_PREFIX) :]
             if name not in self._names:
                 if self.strict:
                     raise ConfigurationError(
@@ -373,10 +374,10 @@ class NormalizeModalities(nn.Module):
                 )
             shape = (channels, 1, 1)
             out[key] = (value - mean.view(shape).to(value)) / std.view(shape).to(value)
-        if self.modalities is not None and 'available' in sample:
-            available = sample['available']
+        if self.modalities is not None and AVAILABLE in sample:
+            available = sample[AVAILABLE]
             for i, name in enumerate(self.modalities):
-                key = IMAGE_PREFIX + name
+                key = image_key(name)
                 if key not in out:
                     continue
                 flag = available[..., i].to(out[key].dtype)

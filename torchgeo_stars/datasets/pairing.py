@@ -33,7 +33,6 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
 from .intersection import (
-    IMAGE_PREFIX,
     MODALITY_NAME,
     ModalityIntersection,
     describe_dataset,
@@ -41,6 +40,7 @@ from .intersection import (
     nodata_of,
     union_geometry,
 )
+from .keys import AVAILABLE, BOUNDS, MASK, TRANSFORM, image_key
 from .normalization import ModalityStatistics, coerce_statistics
 
 
@@ -265,10 +265,10 @@ class PairedDataset(GeoDataset):
 
     def _image(self, name: str, sample: Sample) -> Tensor:
         dataset = self.modality_datasets[name]
-        keys = [IMAGE_PREFIX + name, 'image']
+        keys = [image_key(name), 'image']
         own = getattr(dataset, 'modality', None)
         if isinstance(own, str):
-            keys.insert(1, IMAGE_PREFIX + own)
+            keys.insert(1, image_key(own))
         for key in keys:
             if key in sample:
                 image = sample[key].to(torch.float32)
@@ -305,13 +305,13 @@ class PairedDataset(GeoDataset):
         out: Sample = {}
         if self.mask_dataset is not None:
             sample = self.mask_dataset[query]
-            if 'mask' not in sample:
+            if MASK not in sample:
                 raise ConfigurationError(
                     'pair_modalities: the mask dataset returns keys '
                     f'{sorted(sample)}, without "mask"; use MaskRaster (or a '
                     'RasterDataset with is_image=False).'
                 )
-            mask = sample['mask'].to(torch.long)
+            mask = sample[MASK].to(torch.long)
         for name in self.optional:
             try:
                 raw[name] = self._image(name, self.modality_datasets[name][query])
@@ -335,13 +335,13 @@ class PairedDataset(GeoDataset):
                         'check its band layout (bands=, separate_files=).'
                     )
                 image, ok = fill_invalid(image, self._fill.get(name))
-            out[IMAGE_PREFIX + name] = image
+            out[image_key(name)] = image
             available.append(ok)
         if self.mask_dataset is not None:
-            out['mask'] = mask
-        out['bounds'] = self._slice_to_tensor((x, y, t))
-        out['transform'] = torch.tensor(from_origin(x.start, y.stop, x.step, y.step))
-        out['available'] = torch.tensor(available, dtype=torch.bool)
+            out[MASK] = mask
+        out[BOUNDS] = self._slice_to_tensor((x, y, t))
+        out[TRANSFORM] = torch.tensor(from_origin(x.start, y.stop, x.step, y.step))
+        out[AVAILABLE] = torch.tensor(available, dtype=torch.bool)
         if self.transforms is not None:
             out = self.transforms(out)
         return out

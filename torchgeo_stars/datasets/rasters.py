@@ -46,7 +46,8 @@ from torchgeo.datasets import DatasetNotFoundError, GeoDataset, RasterDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
 
 from ..errors import ConfigurationError, DataError
-from .intersection import IMAGE_PREFIX, MODALITY_NAME, ModalityIntersection
+from .intersection import MODALITY_NAME, ModalityIntersection
+from .keys import image_key
 from .reading import read_onto_grid
 
 
@@ -605,7 +606,7 @@ class ModalityRaster(ConfigurableRaster):
         Returns:
             ``'image_<modality>'``.
         """
-        return IMAGE_PREFIX + self.modality
+        return image_key(self.modality)
 
     def _finish_sample(self, sample: Sample) -> Sample:
         sample[self.image_key] = self._finish_image(sample.pop('image'))

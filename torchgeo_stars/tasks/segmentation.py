@@ -13,6 +13,7 @@ from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from ..datasets.keys import AVAILABLE, MASK, SHARED_KEYS, image_key
 from ..errors import ConfigurationError
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
 from ..models import SegmentationOutput, build_model
@@ -23,18 +24,6 @@ from .scenarios import modality_scenarios, scenario_availability, scenario_name
 
 #: Key under which the task keeps its extra state in a checkpoint.
 CHECKPOINT_KEY = 'torchgeo_stars'
-
-
-def image_key(modality: str) -> str:
-    """Sample key of a modality's image, e.g. ``image_optical``.
-
-    Args:
-        modality: Modality name.
-
-    Returns:
-        The key.
-    """
-    return f'image_{modality}'
 
 
 def modality_dropout(
@@ -340,8 +329,8 @@ class STARSSegmentationTask(BaseTask):
             )
         reference = next(iter(inputs.values()))
         batch_size = reference.shape[0]
-        if 'available' in batch:
-            available = batch['available'].to(torch.bool)
+        if AVAILABLE in batch:
+            available = batch[AVAILABLE].to(torch.bool)
             if available.shape != (batch_size, len(self.modality_names)):
                 raise ConfigurationError(
                     f"the data's 'available' flags have shape "
@@ -373,12 +362,12 @@ class STARSSegmentationTask(BaseTask):
         Raises:
             ConfigurationError: If there is no mask or a label is out of range.
         """
-        if 'mask' not in batch:
+        if MASK not in batch:
             raise ConfigurationError(
                 "the data has no 'mask': training and evaluation need labels; "
                 'give the datamodule a mask path.'
             )
-        mask: Tensor = batch['mask'].long()
+        mask: Tensor = batch[MASK].long()
         if mask.ndim == 4 and mask.shape[1] == 1:
             mask = mask[:, 0]
         ignore = self.hparams['ignore_index']
@@ -616,7 +605,7 @@ class STARSSegmentationTask(BaseTask):
             name: bool(available[0, index])
             for index, name in enumerate(self.modality_names)
         }
-        mask = batch['mask'][0] if 'mask' in batch else None
+        mask = batch[MASK][0] if MASK in batch else None
         figure = plot_scenarios(
             images, mask, predictions, self.class_names, self.class_colors, flags
         )
@@ -643,7 +632,7 @@ class STARSSegmentationTask(BaseTask):
         inputs, available = self._inputs(batch)
         output: SegmentationOutput = self.model(inputs, available)
         result = {'probabilities': output.logits.softmax(dim=1)}
-        for key in ('bounds', 'transform'):
+        for key in SHARED_KEYS:
             if key in batch:
                 result[key] = batch[key]
         return result

@@ -1,0 +1,60 @@
+"""The sample format: the one definition of every key a sample or batch carries.
+
+Every dataset, datamodule, model wrapper, task and inference path of the
+package reads and writes samples through these names, so the format is
+defined here once:
+
+* ``image_<modality>``: float32 image of one modality, (C, H, W) in a sample
+  and (B, C, H, W) in a batch (:func:`image_key`);
+* ``mask``: integer labels, (H, W) or (B, H, W) (:data:`MASK`);
+* ``available``: bool flags, one per modality in the order the dataset
+  declares (:data:`AVAILABLE`);
+* ``bounds`` and ``transform``: the window's georeferencing, as TorchGeo puts
+  them in its samples (:data:`BOUNDS`, :data:`TRANSFORM`).
+
+.. versionadded:: 0.1
+"""
+
+#: Prefix of the sample keys holding a modality's image.
+IMAGE_PREFIX = 'image_'
+
+#: Key of the labels.
+MASK = 'mask'
+
+#: Key of the per-modality availability flags.
+AVAILABLE = 'available'
+
+#: Key of the window's bounds (TorchGeo's ``bounds``).
+BOUNDS = 'bounds'
+
+#: Key of the window's affine transform (TorchGeo's ``transform``).
+TRANSFORM = 'transform'
+
+#: Keys that every dataset of an intersection shares; kept once.
+SHARED_KEYS = (BOUNDS, TRANSFORM)
+
+
+def image_key(modality: str) -> str:
+    """Sample key of a modality's image, e.g. ``image_optical``.
+
+    Args:
+        modality: modality name.
+
+    Returns:
+        ``'image_<modality>'``.
+    """
+    return IMAGE_PREFIX + modality
+
+
+def modality_of(key: str) -> str | None:
+    """Modality whose image a sample key holds.
+
+    Args:
+        key: any sample key.
+
+    Returns:
+        The modality name for an ``image_<modality>`` key, else None.
+    """
+    if key.startswith(IMAGE_PREFIX) and len(key) > len(IMAGE_PREFIX):
+        return key[len(IMAGE_PREFIX) :]
+    return None
