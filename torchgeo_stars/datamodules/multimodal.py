@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import shapely
+from matplotlib.figure import Figure
 from torch import Tensor
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, roi_split
@@ -548,6 +549,24 @@ class MultimodalDataModule(GeoDataModule):
         size = self.patch_size
         cells = ((xmax - xmin) / resx / size) * ((ymax - ymin) / resy / size)
         return max(self.batch_size, 2 * round(cells))
+
+    def plot(self, *args: Any, **kwargs: Any) -> Figure:
+        """Plot a sample with :meth:`PairedDataset.plot` of the paired dataset.
+
+        Args:
+            *args: ``sample`` (unbatched, ``prediction`` optional), then
+                ``show_titles`` and ``suptitle``.
+            **kwargs: the same by name.
+
+        Returns:
+            The figure.
+
+        Raises:
+            RuntimeError: if called before :meth:`setup`.
+        """
+        if self.dataset is None:
+            raise RuntimeError('call setup() before plot()')
+        return self.dataset.plot(*args, **kwargs)
 
     def on_after_batch_transfer(
         self, batch: dict[str, Tensor], dataloader_idx: int

@@ -58,3 +58,7 @@ def modality_of(key: str) -> str | None:
     if key.startswith(IMAGE_PREFIX) and len(key) > len(IMAGE_PREFIX):
         return key[len(IMAGE_PREFIX) :]
     return None
+
+
+#: Key of a predicted class map (TorchGeo's ``prediction``), shown by ``plot()``.
+PREDICTION = 'prediction'

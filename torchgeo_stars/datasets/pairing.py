@@ -24,6 +24,7 @@ from typing import Any
 import rasterio
 import torch
 from geopandas import GeoDataFrame
+from matplotlib.figure import Figure
 from pyproj import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform
@@ -42,6 +43,7 @@ from .intersection import (
 )
 from .keys import AVAILABLE, BOUNDS, MASK, TRANSFORM, image_key
 from .normalization import ModalityStatistics, coerce_statistics
+from .plotting import plot_sample
 
 
 def _band_count(name: str, dataset: GeoDataset) -> int:
@@ -345,6 +347,23 @@ class PairedDataset(GeoDataset):
         if self.transforms is not None:
             out = self.transforms(out)
         return out
+
+    def plot(
+        self, sample: Sample, show_titles: bool = True, suptitle: str | None = None
+    ) -> Figure:
+        """Plot every modality of a sample, its label and its prediction.
+
+        Args:
+            sample: a sample of this dataset (``prediction`` optional).
+            show_titles: title each panel.
+            suptitle: title of the figure.
+
+        Returns:
+            The figure (see :func:`~torchgeo_stars.datasets.plot_sample`).
+        """
+        return plot_sample(
+            sample, self.modalities, show_titles=show_titles, suptitle=suptitle
+        )
 
     def __and__(self, other: GeoDataset) -> ModalityIntersection:
         """Intersect with another dataset, keeping one key per modality.
