@@ -1,0 +1,231 @@
+"""The benchmark datamodules: loaders, coverage, statistics cache, CLI."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import shapely
+import torch
+import yaml
+
+from torchgeo_stars.datamodules import (
+    BenchmarkDataModule,
+    EarthMissDataModule,
+    PotsdamDataModule,
+    VaihingenDataModule,
+    WHUOPTSARDataModule,
+)
+from torchgeo_stars.datasets import TileDataset, TileWindow
+from torchgeo_stars.datasets.keys import AVAILABLE, MASK, image_key
+from torchgeo_stars.errors import DataError
+from torchgeo_stars.main import main
+
+from ..datasets.benchmark_fixtures import copy_fixture, root_of
+from ..tasks.helpers import TINY_MODEL_YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES: dict[type[BenchmarkDataModule], str] = {
+    PotsdamDataModule: 'potsdam.yaml',
+    VaihingenDataModule: 'vaihingen.yaml',
+    WHUOPTSARDataModule: 'whu_opt_sar.yaml',
+    EarthMissDataModule: 'earthmiss.yaml',
+}
+PATCH = 16
+
+
+def datamodule(
+    cls: type[BenchmarkDataModule], root: Path | None = None, **kwargs: Any
+) -> BenchmarkDataModule:
+    options: dict[str, Any] = {
+        'batch_size': 2,
+        'patch_size': PATCH,
+        'statistics_samples': 4,
+        'cache_statistics': False,
+    }
+    options.update(kwargs)
+    return cls(str(root or root_of(cls.dataset_type)), **options)
+
+
+@pytest.mark.parametrize('cls', list(MODULES))
+def test_train_val_test_loaders_give_patches_of_every_modality(
+    cls: type[BenchmarkDataModule],
+) -> None:
+    dm = datamodule(cls)
+    dm.setup('fit')
+    dm.setup('test')
+    bands = cls.dataset_type.num_bands_of()
+    assert dm.modalities == bands
+    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
+        batch = next(iter(loader))
+        for name, count in bands.items():
+            assert batch[image_key(name)].shape == (2, count, PATCH, PATCH)
+        assert batch[MASK].shape == (2, PATCH, PATCH)
+        assert batch[AVAILABLE].shape == (2, len(bands))
+    # The splits are the datasets' own, with no tile in two of them.
+    splits = [dm.train_dataset, dm.val_dataset, dm.test_dataset]
+    assert [d.split for d in splits] == ['train', 'val', 'test']
+    tiles = [set(d.tiles) for d in splits]
+    assert all(tiles) and not (tiles[0] & tiles[1] or tiles[0] & tiles[2])
+    assert not tiles[1] & tiles[2]
+
+
+@pytest.mark.parametrize('cls', [VaihingenDataModule, WHUOPTSARDataModule, EarthMissDataModule])
+def test_val_and_test_windows_cover_every_pixel_of_their_tiles(
+    cls: type[BenchmarkDataModule],
+) -> None:
+    dm = datamodule(cls)
+    dm.setup('fit')
+    dm.setup('test')
+    for dataset, sampler in ((dm.val_dataset, dm.val_sampler), (dm.test_dataset, dm.test_sampler)):
+        assert isinstance(dataset, TileDataset)
+        counts = [np.zeros(dataset.tile_shape(i), dtype=int) for i in range(len(dataset))]
+        for window in sampler:
+            assert isinstance(window, TileWindow)
+            counts[window.tile][
+                window.row : window.row + PATCH, window.col : window.col + PATCH
+            ] += 1
+            assert window.row + PATCH <= counts[window.tile].shape[0]
+            assert window.col + PATCH <= counts[window.tile].shape[1]
+        assert all((c >= 1).all() for c in counts)
+
+
+def test_potsdam_val_windows_cover_every_val_tile() -> None:
+    dm = datamodule(PotsdamDataModule)
+    dm.setup('fit')
+    windows = shapely.union_all(
+        [shapely.box(q[0].start, q[1].start, q[0].stop, q[1].stop) for q in dm.val_sampler]
+    )
+    tiles = dm.val_dataset.index.geometry.union_all()
+    assert tiles.area > 0
+    assert windows.buffer(1e-6).covers(tiles)
+
+
+def test_potsdam_training_patches_stay_in_the_training_tiles() -> None:
+    dm = datamodule(PotsdamDataModule, length=20)
+    dm.setup('fit')
+    train = dm.train_dataset.index.geometry.union_all()
+    val = dm.val_dataset.index.geometry.union_all()
+    for query in dm.train_sampler:
+        box = shapely.box(query[0].start, query[1].start, query[0].stop, query[1].stop)
+        assert train.buffer(1e-6).covers(box)
+        assert box.intersection(val).area < 1e-9
+
+
+@pytest.mark.parametrize('cls', list(MODULES))
+def test_batches_are_normalised_with_the_training_statistics(
+    cls: type[BenchmarkDataModule],
+) -> None:
+    dm = datamodule(cls)
+    dm.setup('fit')
+    batch = next(iter(dm.val_dataloader()))
+    normalised = dm.on_after_batch_transfer(dict(batch), 0)
+    for name, stats in dm.statistics.items():
+        mean = torch.tensor(stats.mean).view(-1, 1, 1)
+        std = torch.tensor(stats.std).view(-1, 1, 1)
+        key = image_key(name)
+        torch.testing.assert_close(normalised[key], (batch[key] - mean) / std)
+    assert torch.equal(normalised[MASK], batch[MASK])
+
+
+def test_statistics_are_cached_beside_the_data_and_reused(tmp_path: Path) -> None:
+    root = copy_fixture(WHUOPTSARDataModule.dataset_type, tmp_path)
+    first = datamodule(WHUOPTSARDataModule, root, cache_statistics=True)
+    first.setup('fit')
+    cache = root / 'torchgeo_stars_statistics.json'
+    records = json.loads(cache.read_text())
+    assert len(records) == 1
+    assert records[0]['key']['tiles'] == sorted(first.train_dataset.tiles)
+    assert records[0]['statistics']['sar'] == first.statistics['sar'].to_dict()
+    # A marked value in the cache is what the next run uses: nothing recomputed.
+    records[0]['statistics']['sar']['mean'] = [123.25]
+    cache.write_text(json.dumps(records))
+    again = datamodule(WHUOPTSARDataModule, root, cache_statistics=True)
+    again.setup('fit')
+    assert again.statistics['sar'].mean == (123.25,)
+    assert again.statistics['optical'] == first.statistics['optical']
+    # Other estimation settings are another record.
+    other = datamodule(WHUOPTSARDataModule, root, cache_statistics=True, seed=1)
+    other.setup('fit')
+    assert other.statistics['sar'].mean != (123.25,)
+    assert len(json.loads(cache.read_text())) == 2
+
+
+def test_given_statistics_are_used_and_the_rest_estimated(tmp_path: Path) -> None:
+    given = {'optical': {'mean': [1.0, 2.0, 3.0], 'std': [4.0, 5.0, 6.0]}}
+    dm = datamodule(EarthMissDataModule, statistics=given)
+    dm.setup('validate')
+    assert dm.statistics['optical'].mean == (1.0, 2.0, 3.0)
+    assert dm.statistics['sar'].num_bands == 1
+    assert not (root_of(dm.dataset_type) / 'torchgeo_stars_statistics.json').exists()
+
+
+def test_a_missing_root_fails_at_setup_with_one_line(tmp_path: Path) -> None:
+    dm = datamodule(PotsdamDataModule, tmp_path / 'potsdam')
+    with pytest.raises(DataError, match='is not a folder') as info:
+        dm.setup('fit')
+    assert '\n' not in str(info.value)
+
+
+def test_datamodule_plot_uses_the_dataset_classes() -> None:
+    dm = datamodule(EarthMissDataModule)
+    dm.setup('validate')
+    sample = dm.val_dataset[0]
+    figure = dm.plot(sample)
+    assert figure is not None
+    assert [a.get_title() for a in figure.axes] == ['optical', 'sar', 'label']
+    legend = figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == list(dm.dataset_type.classes)
+    plt.close(figure)
+
+
+@pytest.mark.parametrize('cls', list(MODULES))
+def test_configs_match_their_datamodules(cls: type[BenchmarkDataModule]) -> None:
+    config = yaml.safe_load((ROOT / 'examples' / 'configs' / MODULES[cls]).read_text())
+    model, data = config['model']['init_args'], config['data']
+    assert data['class_path'] == cls.__name__
+    dataset = cls.dataset_type
+    assert model['modalities'] == dataset.num_bands_of()
+    assert model['num_classes'] == len(dataset.classes)
+    assert len(model['class_names']) == len(dataset.classes)
+    assert [tuple(c) for c in model['class_colors']] == list(dataset.colors)
+    assert model['ignore_index'] == 255
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cls', list(MODULES))
+def test_fit_fast_dev_run_with_the_config_on_the_fixture(
+    cls: type[BenchmarkDataModule], tmp_path: Path
+) -> None:
+    root = copy_fixture(cls.dataset_type, tmp_path)
+    status = main(
+        [
+            'fit',
+            '--config',
+            str(ROOT / 'examples' / 'configs' / MODULES[cls]),
+            '--data.init_args.root',
+            str(root),
+            '--data.init_args.patch_size',
+            str(PATCH),
+            '--data.init_args.batch_size',
+            '2',
+            '--data.init_args.num_workers',
+            '0',
+            '--data.init_args.statistics_samples',
+            '4',
+            '--model.init_args.model_kwargs',
+            TINY_MODEL_YAML,
+            '--trainer.fast_dev_run',
+            'true',
+            '--trainer.accelerator',
+            'cpu',
+            '--trainer.default_root_dir',
+            str(tmp_path),
+            '--trainer.enable_progress_bar',
+            'false',
+        ]
+    )
+    assert status == 0
+    assert (root / 'torchgeo_stars_statistics.json').exists()
