@@ -20,7 +20,12 @@ from nbclient import NotebookClient
 import torchgeo_stars
 import torchgeo_stars.datamodules
 from torchgeo_stars.datamodules.multimodal import MODALITY_CLASSES
-from torchgeo_stars.datasets import ConfigurableRaster, MaskRaster, ModalityRaster
+from torchgeo_stars.datasets import (
+    ConfigurableRaster,
+    MaskRaster,
+    ModalityRaster,
+    Potsdam,
+)
 from torchgeo_stars.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
@@ -179,7 +184,7 @@ def parameters(cls: type) -> set[str]:
     return names - {'self'}
 
 
-@pytest.mark.parametrize('name', ['whu_opt_sar.yaml', 'potsdam.yaml'])
+@pytest.mark.parametrize('name', ['optical_sar.yaml', 'optical_dsm.yaml'])
 def test_layout_configs_name_existing_classes_and_arguments(name: str) -> None:
     config = yaml.safe_load((CONFIGS / name).read_text())
     task_class = getattr(torchgeo_stars, config['model']['class_path'])
@@ -207,15 +212,8 @@ def test_layout_configs_name_existing_classes_and_arguments(name: str) -> None:
     assert exit_info.value.code == 0
 
 
-#: ISPRS Potsdam / Vaihingen colour code, in class-index order.
-ISPRS_COLOURS = [
-    (255, 255, 255),
-    (0, 0, 255),
-    (0, 255, 255),
-    (0, 255, 0),
-    (255, 255, 0),
-    (255, 0, 0),
-]
+#: ISPRS Potsdam / Vaihingen colour code, in the class order of the loaders.
+ISPRS_COLOURS = list(Potsdam.colors)
 
 
 def batch_shapes(text: str, title: str) -> dict[str, tuple[int, ...]]:
@@ -360,7 +358,7 @@ def test_bring_your_own_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert len(np.unique(classes)) > 2
 
     # Both configs ran with their layouts unchanged, and their modalities match.
-    for name in ('whu_opt_sar.yaml', 'potsdam.yaml'):
+    for name in ('whu_opt_sar_layout.yaml', 'potsdam_layout.yaml'):
         assert f'{name}: fit with --trainer.fast_dev_run finished with status 0' in text
     assert (
         "config modalities: {'optical': 4, 'dsm': 1} | data: {'optical': 4, 'dsm': 1}"
