@@ -34,11 +34,8 @@ from .normalization import ModalityStatistics
 class TileWindow(NamedTuple):
     """A square window of one tile of a :class:`TileDataset`.
 
-    Attributes:
-        tile: index of the tile in the dataset.
-        row: first row of the window.
-        col: first column of the window.
-        size: width and height in pixels.
+    ``tile`` is the index of the tile in the dataset, ``row`` and ``col`` the
+    window's first row and column, ``size`` its width and height in pixels.
     """
 
     tile: int
