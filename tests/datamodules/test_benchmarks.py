@@ -10,6 +10,7 @@ import pytest
 import shapely
 import torch
 import yaml
+from torchgeo.samplers import GeoSampler
 
 from torchgeo_stars.datamodules import (
     BenchmarkDataModule,
@@ -18,7 +19,12 @@ from torchgeo_stars.datamodules import (
     VaihingenDataModule,
     WHUOPTSARDataModule,
 )
-from torchgeo_stars.datasets import TileDataset, TileWindow
+from torchgeo_stars.datasets import (
+    BenchmarkDataset,
+    PairedDataset,
+    TileDataset,
+    TileWindow,
+)
 from torchgeo_stars.datasets.keys import AVAILABLE, MASK, image_key
 from torchgeo_stars.errors import DataError
 from torchgeo_stars.main import main
@@ -34,6 +40,33 @@ MODULES: dict[type[BenchmarkDataModule], str] = {
     EarthMissDataModule: 'earthmiss.yaml',
 }
 PATCH = 16
+
+
+def split_of(dm: BenchmarkDataModule, split: str) -> BenchmarkDataset:
+    """The dataset of a split, after setup."""
+    dataset = getattr(dm, f'{split}_dataset')
+    assert isinstance(dataset, BenchmarkDataset)
+    return dataset
+
+
+def boxes(sampler: object) -> list[shapely.Polygon]:
+    """The windows of a geographic sampler, as boxes."""
+    assert isinstance(sampler, GeoSampler)
+    out = []
+    for query in sampler:
+        assert isinstance(query, tuple)
+        slices: tuple[Any, ...] = query
+        x, y = slices[0], slices[1]
+        assert isinstance(x, slice)
+        assert isinstance(y, slice)
+        out.append(shapely.box(x.start, y.start, x.stop, y.stop))
+    return out
+
+
+def footprint(dataset: BenchmarkDataset) -> shapely.Geometry:
+    """The union of a georeferenced dataset's files."""
+    assert isinstance(dataset, PairedDataset)
+    return dataset.index.geometry.union_all()
 
 
 def datamodule(
@@ -65,24 +98,33 @@ def test_train_val_test_loaders_give_patches_of_every_modality(
         assert batch[MASK].shape == (2, PATCH, PATCH)
         assert batch[AVAILABLE].shape == (2, len(bands))
     # The splits are the datasets' own, with no tile in two of them.
-    splits = [dm.train_dataset, dm.val_dataset, dm.test_dataset]
+    splits = [split_of(dm, s) for s in ('train', 'val', 'test')]
     assert [d.split for d in splits] == ['train', 'val', 'test']
     tiles = [set(d.tiles) for d in splits]
-    assert all(tiles) and not (tiles[0] & tiles[1] or tiles[0] & tiles[2])
+    assert all(tiles)
+    assert not tiles[0] & tiles[1]
+    assert not tiles[0] & tiles[2]
     assert not tiles[1] & tiles[2]
 
 
-@pytest.mark.parametrize('cls', [VaihingenDataModule, WHUOPTSARDataModule, EarthMissDataModule])
+@pytest.mark.parametrize(
+    'cls', [VaihingenDataModule, WHUOPTSARDataModule, EarthMissDataModule]
+)
 def test_val_and_test_windows_cover_every_pixel_of_their_tiles(
     cls: type[BenchmarkDataModule],
 ) -> None:
     dm = datamodule(cls)
     dm.setup('fit')
     dm.setup('test')
-    for dataset, sampler in ((dm.val_dataset, dm.val_sampler), (dm.test_dataset, dm.test_sampler)):
+    for dataset, sampler in (
+        (split_of(dm, 'val'), dm.val_sampler),
+        (split_of(dm, 'test'), dm.test_sampler),
+    ):
         assert isinstance(dataset, TileDataset)
-        counts = [np.zeros(dataset.tile_shape(i), dtype=int) for i in range(len(dataset))]
-        for window in sampler:
+        counts = [
+            np.zeros(dataset.tile_shape(i), dtype=int) for i in range(len(dataset))
+        ]
+        for window in sampler or []:
             assert isinstance(window, TileWindow)
             counts[window.tile][
                 window.row : window.row + PATCH, window.col : window.col + PATCH
@@ -95,10 +137,8 @@ def test_val_and_test_windows_cover_every_pixel_of_their_tiles(
 def test_potsdam_val_windows_cover_every_val_tile() -> None:
     dm = datamodule(PotsdamDataModule)
     dm.setup('fit')
-    windows = shapely.union_all(
-        [shapely.box(q[0].start, q[1].start, q[0].stop, q[1].stop) for q in dm.val_sampler]
-    )
-    tiles = dm.val_dataset.index.geometry.union_all()
+    windows = shapely.union_all(boxes(dm.val_sampler))
+    tiles = footprint(split_of(dm, 'val'))
     assert tiles.area > 0
     assert windows.buffer(1e-6).covers(tiles)
 
@@ -106,10 +146,11 @@ def test_potsdam_val_windows_cover_every_val_tile() -> None:
 def test_potsdam_training_patches_stay_in_the_training_tiles() -> None:
     dm = datamodule(PotsdamDataModule, length=20)
     dm.setup('fit')
-    train = dm.train_dataset.index.geometry.union_all()
-    val = dm.val_dataset.index.geometry.union_all()
-    for query in dm.train_sampler:
-        box = shapely.box(query[0].start, query[1].start, query[0].stop, query[1].stop)
+    train = footprint(split_of(dm, 'train'))
+    val = footprint(split_of(dm, 'val'))
+    windows = boxes(dm.train_sampler)
+    assert len(windows) == 20
+    for box in windows:
         assert train.buffer(1e-6).covers(box)
         assert box.intersection(val).area < 1e-9
 
@@ -137,7 +178,7 @@ def test_statistics_are_cached_beside_the_data_and_reused(tmp_path: Path) -> Non
     cache = root / 'torchgeo_stars_statistics.json'
     records = json.loads(cache.read_text())
     assert len(records) == 1
-    assert records[0]['key']['tiles'] == sorted(first.train_dataset.tiles)
+    assert records[0]['key']['tiles'] == sorted(split_of(first, 'train').tiles)
     assert records[0]['statistics']['sar'] == first.statistics['sar'].to_dict()
     # A marked value in the cache is what the next run uses: nothing recomputed.
     records[0]['statistics']['sar']['mean'] = [123.25]
@@ -172,7 +213,9 @@ def test_a_missing_root_fails_at_setup_with_one_line(tmp_path: Path) -> None:
 def test_datamodule_plot_uses_the_dataset_classes() -> None:
     dm = datamodule(EarthMissDataModule)
     dm.setup('validate')
-    sample = dm.val_dataset[0]
+    dataset = split_of(dm, 'val')
+    assert isinstance(dataset, TileDataset)
+    sample = dataset[0]
     figure = dm.plot(sample)
     assert figure is not None
     assert [a.get_title() for a in figure.axes] == ['optical', 'sar', 'label']

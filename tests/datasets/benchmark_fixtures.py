@@ -33,7 +33,8 @@ def generator(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         f'fixture_{name}', DATA / name / 'data.py'
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -66,6 +66,7 @@ class BenchmarkDataset:
     root: Path
     split: str
     modalities: tuple[str, ...]
+    tiles: list[str]
     ignore_index: int
 
     # Configuration ------------------------------------------------------------
