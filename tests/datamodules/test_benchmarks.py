@@ -15,6 +15,7 @@ from torchgeo.samplers import GeoSampler
 from torchgeo_stars.datamodules import (
     BenchmarkDataModule,
     EarthMissDataModule,
+    MultimodalDataModule,
     PotsdamDataModule,
     VaihingenDataModule,
     WHUOPTSARDataModule,
@@ -272,3 +273,23 @@ def test_fit_fast_dev_run_with_the_config_on_the_fixture(
     )
     assert status == 0
     assert (root / 'torchgeo_stars_statistics.json').exists()
+
+
+def test_multimodal_datamodule_plot_shows_its_paired_modalities() -> None:
+    scene = ROOT / 'tests' / 'data' / 'synthetic' / 'scene'
+    dm = MultimodalDataModule(
+        {name: str(scene / name) for name in ('optical', 'sar', 'dsm')},
+        str(scene / 'mask'),
+        ignore_index=255,
+        patch_size=PATCH,
+        batch_size=2,
+    )
+    with pytest.raises(RuntimeError, match='setup'):
+        dm.plot({})
+    dm.setup('validate')
+    sample = next(iter(dm.val_dataloader()))
+    single = {key: value[0] for key, value in sample.items()}
+    figure = dm.plot(single, suptitle='window')
+    assert [a.get_title() for a in figure.axes] == ['optical', 'sar', 'dsm', 'label']
+    assert figure.get_suptitle() == 'window'
+    plt.close(figure)

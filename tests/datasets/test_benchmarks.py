@@ -361,6 +361,21 @@ def test_an_incomplete_whu_opt_sar_copy_is_an_error(tmp_path: Path) -> None:
     assert len(WHUOPTSAR(root, 'test')) == 20
 
 
+def test_a_corrupt_file_is_named(tmp_path: Path) -> None:
+    root = copy_fixture(WHUOPTSAR, tmp_path)
+    path = root / 'sar' / 'NH49E001014.tif'
+    path.write_bytes(path.read_bytes()[:100])
+    dataset = WHUOPTSAR(root, 'test')
+    with pytest.raises(DataError, match=r'sar/NH49E001014\.tif') as info:
+        dataset[dataset.tiles.index('NH49E001014')]
+    assert 'corrupt' in str(info.value)
+
+
+def test_potsdam_labels_must_be_full_or_no_boundary() -> None:
+    with pytest.raises(ConfigurationError, match="'full' or 'no_boundary'"):
+        Potsdam(root_of(Potsdam), 'test', labels='eroded')  # type: ignore[arg-type]
+
+
 def test_tiles_of_different_sizes_are_a_data_error(tmp_path: Path) -> None:
     root = copy_fixture(Vaihingen, tmp_path)
     # Give area 6's DSM the shape of an odd area.
