@@ -240,39 +240,38 @@ def test_configs_match_their_datamodules(cls: type[BenchmarkDataModule]) -> None
 
 @pytest.mark.slow
 @pytest.mark.parametrize('cls', list(MODULES))
-def test_fit_fast_dev_run_with_the_config_on_the_fixture(
+def test_fit_and_test_fast_dev_run_with_the_config_on_the_fixture(
     cls: type[BenchmarkDataModule], tmp_path: Path
 ) -> None:
     root = copy_fixture(cls.dataset_type, tmp_path)
-    status = main(
-        [
-            'fit',
-            '--config',
-            str(ROOT / 'examples' / 'configs' / MODULES[cls]),
-            '--data.init_args.root',
-            str(root),
-            '--data.init_args.patch_size',
-            str(PATCH),
-            '--data.init_args.batch_size',
-            '2',
-            '--data.init_args.num_workers',
-            '0',
-            '--data.init_args.statistics_samples',
-            '4',
-            '--model.init_args.model_kwargs',
-            TINY_MODEL_YAML,
-            '--trainer.fast_dev_run',
-            'true',
-            '--trainer.accelerator',
-            'cpu',
-            '--trainer.default_root_dir',
-            str(tmp_path),
-            '--trainer.enable_progress_bar',
-            'false',
-        ]
-    )
-    assert status == 0
+    overrides = [
+        '--config',
+        str(ROOT / 'examples' / 'configs' / MODULES[cls]),
+        '--data.init_args.root',
+        str(root),
+        '--data.init_args.patch_size',
+        str(PATCH),
+        '--data.init_args.batch_size',
+        '2',
+        '--data.init_args.num_workers',
+        '0',
+        '--data.init_args.statistics_samples',
+        '4',
+        '--model.init_args.model_kwargs',
+        TINY_MODEL_YAML,
+        '--trainer.fast_dev_run',
+        'true',
+        '--trainer.accelerator',
+        'cpu',
+        '--trainer.default_root_dir',
+        str(tmp_path),
+        '--trainer.enable_progress_bar',
+        'false',
+    ]
+    assert main(['fit', *overrides]) == 0
     assert (root / 'torchgeo_stars_statistics.json').exists()
+    # The test split, evaluated on every modality subset.
+    assert main(['test', *overrides]) == 0
 
 
 def test_multimodal_datamodule_plot_shows_its_paired_modalities() -> None:
