@@ -126,7 +126,11 @@ def _source_state(files: Sequence[Path]) -> list[dict[str, Any]]:
     for path in files:
         stat = path.stat()
         state.append(
-            {'path': str(path.resolve()), 'size': stat.st_size, 'mtime': stat.st_mtime_ns}
+            {
+                'path': str(path.resolve()),
+                'size': stat.st_size,
+                'mtime': stat.st_mtime_ns,
+            }
         )
     return state
 
@@ -299,7 +303,9 @@ def _on_grid(info: RasterInfo, grid: OutputGrid) -> bool:
     tolerance = GRID_TOLERANCE * min(grid.res)
     return all(
         math.isclose(a, b, rel_tol=0, abs_tol=tolerance)
-        for a, b in zip(tuple(info.transform)[:6], tuple(grid.transform)[:6], strict=True)
+        for a, b in zip(
+            tuple(info.transform)[:6], tuple(grid.transform)[:6], strict=True
+        )
     )
 
 
@@ -330,7 +336,7 @@ def _is_disk_full(error: BaseException) -> bool:
 
 
 def _cog_profile(dtype: str) -> dict[str, Any]:
-    profile = dict(cog_profiles.get('deflate'))
+    profile: dict[str, Any] = dict(cog_profiles.get('deflate'))  # type: ignore[no-untyped-call]
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     profile.update(predictor=2 if integer else 3, bigtiff='IF_SAFER')
     return profile
@@ -354,14 +360,17 @@ def _to_cog(source: Path | str, target: Path, dtype: str) -> None:
     )
 
 
-def _stored(values: np.ndarray[Any, Any], dtype: str, nodata: float | None) -> Any:
+def _stored(
+    values: np.ndarray[Any, Any], dtype: str, nodata: float | None
+) -> np.ndarray[Any, Any]:
     """Float values (NaN where invalid) as *dtype*, invalid pixels *nodata*."""
     invalid = ~np.isfinite(values)
     kind = np.dtype(dtype)
     if np.issubdtype(kind, np.integer):
         limits = np.iinfo(kind)
         rounded = np.rint(np.where(invalid, 0, values))
-        out = np.clip(rounded, limits.min, limits.max).astype(kind)
+        out: np.ndarray[Any, Any] = np.clip(rounded, limits.min, limits.max)
+        out = out.astype(kind)
     else:
         out = values.astype(kind)
     if nodata is not None:
@@ -412,7 +421,10 @@ class _ModalityReader:
             ``(bands, rows, columns)`` values of the source dtype.
         """
         left, bottom, right, top = self.grid.window_bounds(
-            int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+            int(window.row_off),
+            int(window.col_off),
+            int(window.height),
+            int(window.width),
         )
         xres, yres = self.grid.res
         shape = (int(window.height), int(window.width))
@@ -512,10 +524,10 @@ def _publish(
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(final, target)
     for other in target.parent.iterdir():
-        if other != target and other.is_file() and other.suffix.lower() in (
-            '.tif',
-            '.tiff',
-            '.vrt',
+        if (
+            other != target
+            and other.is_file()
+            and other.suffix.lower() in ('.tif', '.tiff', '.vrt')
         ):
             other.unlink()
 
@@ -607,7 +619,9 @@ def align_rasters(
 
     request = _jsonable(
         {
-            'inputs': {name: [str(p.resolve()) for p in paths] for name, paths in files.items()},
+            'inputs': {
+                name: [str(p.resolve()) for p in paths] for name, paths in files.items()
+            },
             'crs': None if crs is None else str(crs),
             'res': res,
             'bounds': bounds,
@@ -624,12 +638,18 @@ def align_rasters(
         and manifest.get('format') == MANIFEST_FORMAT
         and manifest.get('package_version') == _package_version()
     )
-    done: dict[str, Any] = dict(manifest.get('modalities', {})) if current and manifest else {}
+    done: dict[str, Any] = (
+        dict(manifest.get('modalities', {})) if current and manifest else {}
+    )
     targets = {name: out / name / f'{name}.tif' for name in files}
 
     def up_to_date(name: str) -> bool:
         entry = done.get(name)
-        return bool(entry) and entry['sources'] == state[name] and targets[name].is_file()
+        return (
+            isinstance(entry, dict)
+            and entry.get('sources') == state[name]
+            and targets[name].is_file()
+        )
 
     if current and manifest is not None and all(up_to_date(n) for n in files):
         return AlignedRasters(
@@ -643,7 +663,9 @@ def align_rasters(
                 '(overwrite=True) to replace them, or choose another output folder.'
             )
         occupied = [
-            out / name for name in files if (out / name).is_dir() and any((out / name).iterdir())
+            out / name
+            for name in files
+            if (out / name).is_dir() and any((out / name).iterdir())
         ]
         if occupied:
             raise ConfigurationError(
@@ -697,9 +719,7 @@ def align_rasters(
     try:
         with (
             rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
-            tqdm(
-                total=total, desc='align', unit='block', disable=not progress
-            ) as bar,
+            tqdm(total=total, desc='align', unit='block', disable=not progress) as bar,
         ):
             for name in todo:
                 bar.set_postfix_str(name)

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Warp optical, SAR, DSM and label rasters once onto one grid '
-        '(by default the first given modality\'s, in optical, SAR, DSM order) '
+        "(by default the first given modality's, in optical, SAR, DSM order) "
         'and write them as Cloud Optimized GeoTIFFs in OUTPUT/<modality>/, so '
         'training reads them without resampling.',
     )
@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
             help=f'{name} raster(s) or folder(s)',
         )
     parser.add_argument(
-        '--mask', nargs='+', type=Path, metavar='PATH', help='label raster(s) or folder(s)'
+        '--mask',
+        nargs='+',
+        type=Path,
+        metavar='PATH',
+        help='label raster(s) or folder(s)',
     )
     parser.add_argument(
         '--output', required=True, type=Path, help='folder for the aligned rasters'
