@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from pyproj import Transformer
 from rasterio.warp import Resampling, reproject
 from rio_cogeo.cogeo import cog_validate
 
@@ -304,7 +303,7 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     (output / 'sar').mkdir(parents=True)
     other = output / 'sar' / 'other.tif'
     other.write_bytes(b'not ours')
-    with pytest.raises(ConfigurationError, match='not written by align.*--overwrite'):
+    with pytest.raises(ConfigurationError, match=r'not written by align.*--overwrite'):
         align_rasters(inputs(), output, progress=False)
     assert other.read_bytes() == b'not ours'
     result = align_rasters(inputs(), output, progress=False, overwrite=True)
@@ -312,7 +311,7 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     assert result.paths['sar'].is_file()
 
     # Rasters aligned from other inputs (or onto another grid) are not replaced
-    with pytest.raises(ConfigurationError, match='other inputs .*--overwrite'):
+    with pytest.raises(ConfigurationError, match=r'other inputs .*--overwrite'):
         align_rasters(inputs(), output, res=20, progress=False)
     again = align_rasters(inputs(), output, res=20, progress=False, overwrite=True)
     assert again.grid.res == (20.0, 20.0)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import shapely
+from geopandas import GeoSeries
 from torch import Tensor
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, roi_split
@@ -44,6 +45,20 @@ MODALITY_CLASSES: dict[str, type[ModalityRaster]] = {
 #: Layout arguments that select source files; they do not apply to the one
 #: aligned raster per modality written with ``align_dir``.
 FILE_PATTERNS = ('filename_glob', 'filename_regex', 'date_format', 'separate_files')
+
+
+def _take_footprint(aligned: GeoDataset, source: GeoDataset) -> None:
+    """Give an aligned raster's index the footprint of its source files.
+
+    Args:
+        aligned: The dataset of an aligned raster (modified).
+        source: The dataset of the files it was warped from.
+    """
+    footprint = source.index.to_crs(aligned.index.crs).geometry.union_all()
+    aligned.index = aligned.index.set_geometry(
+        GeoSeries([footprint] * len(aligned.index), index=aligned.index.index),
+        crs=aligned.index.crs,
+    )
 
 
 def _describe(box: Box, dataset: GeoDataset) -> str:
@@ -326,35 +341,62 @@ class MultimodalDataModule(GeoDataModule):
                 'mask: training, validation and testing need labels; give the '
                 'label folder or file as data.mask (MultimodalDataModule(mask=...)).'
             )
-        aligned = self.aligned is not None
-        paths: Mapping[str, str | Sequence[str]] = self.paths
-        mask_paths = self.mask_paths
-        mask_layout = dict(self.layouts.get(MASK, {}))
-        if self.aligned is not None:
-            paths = {name: str(self.aligned.paths[name]) for name in self.paths}
-            if MASK in self.aligned.paths:
-                mask_paths = str(self.aligned.paths[MASK])
-            mask_layout = {
-                k: v for k, v in mask_layout.items() if k not in FILE_PATTERNS
-            }
         messages = io.StringIO()
         with contextlib.redirect_stdout(messages):
             images = {
-                name: self._modality_dataset(name, path, aligned)
-                for name, path in paths.items()
+                name: self._modality_dataset(name, path)
+                for name, path in self.paths.items()
             }
             mask = None
             if with_mask:
-                assert mask_paths is not None
+                assert self.mask_paths is not None
                 mask = MaskRaster(
-                    mask_paths, ignore_index=self.ignore_index, **mask_layout
+                    self.mask_paths,
+                    ignore_index=self.ignore_index,
+                    **self.layouts.get(MASK, {}),
                 )
+            if self.aligned is not None:
+                images, mask = self._aligned_datasets(images, mask)
             dataset = pair_modalities(
                 images, mask, optional=self.optional, crs=self.crs, res=self.res
             )
         for line in messages.getvalue().splitlines():
             logger.debug('%s', line)
         return dataset
+
+    def _aligned_datasets(
+        self, images: Mapping[str, ModalityRaster], mask: MaskRaster | None
+    ) -> tuple[dict[str, ModalityRaster], MaskRaster | None]:
+        """The aligned rasters, each with the footprint of its source files.
+
+        An aligned raster covers the whole grid (nodata where its files do not
+        reach); with its sources' footprint the paired area, the splits and the
+        windows stay those of the files themselves.
+
+        Args:
+            images: The modalities' source datasets.
+            mask: The labels' source dataset, if labels are read.
+
+        Returns:
+            The aligned modality datasets and label dataset.
+        """
+        assert self.aligned is not None
+        aligned = {
+            name: self._modality_dataset(name, str(self.aligned.paths[name]), True)
+            for name in images
+        }
+        for name, dataset in aligned.items():
+            _take_footprint(dataset, images[name])
+        aligned_mask = None
+        if mask is not None:
+            layout = self.layouts.get(MASK, {})
+            aligned_mask = MaskRaster(
+                str(self.aligned.paths[MASK]),
+                ignore_index=self.ignore_index,
+                **{k: v for k, v in layout.items() if k not in FILE_PATTERNS},
+            )
+            _take_footprint(aligned_mask, mask)
+        return aligned, aligned_mask
 
     def _align(self) -> AlignedRasters:
         """Warp every modality and the labels into :attr:`align_dir`, or reuse it.
