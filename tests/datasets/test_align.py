@@ -221,6 +221,37 @@ def test_manifest_reuse_and_invalidation(tmp_path: Path) -> None:
     assert not leftovers(output)
 
 
+def test_modalities_not_asked_again_are_kept(tmp_path: Path) -> None:
+    output = tmp_path / 'aligned'
+    first = align_rasters(inputs(), output, mask=MULTIMODAL / 'mask', progress=False)
+    # e.g. prediction after training: the same images, no labels
+    again = align_rasters(inputs(), output, progress=False)
+    assert again.written == ()
+    assert set(again.paths) == set(NAMES)
+    assert first.paths['mask'].is_file()
+    only_dsm = align_rasters(
+        {'optical': MULTIMODAL / 'optical', 'dsm': MULTIMODAL / 'dsm'},
+        output,
+        progress=False,
+    )
+    assert only_dsm.written == ()
+    # Other files for a modality already aligned are another request
+    with pytest.raises(ConfigurationError, match='other inputs'):
+        align_rasters(
+            {'optical': MULTIMODAL / 'optical', 'sar': MULTIMODAL / 'dsm'},
+            output,
+            progress=False,
+        )
+
+
+def test_integer_values_never_round_onto_nodata() -> None:
+    values = np.array([[[0.3, np.nan, 5.2, 70000.0]]], np.float32)
+    stored = align_module._stored(values, 'uint16', 0)
+    assert stored.tolist() == [[[1, 0, 5, 65535]]]
+    labels = np.array([[[np.nan, 254.6]]], np.float32)
+    assert align_module._stored(labels, 'uint8', 255).tolist() == [[[255, 254]]]
+
+
 def test_interrupted_run_leaves_nothing_half_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

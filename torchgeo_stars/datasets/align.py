@@ -23,10 +23,13 @@ datasets then read without resampling.
 * Everything is written to temporary files in a hidden folder of the output
   and renamed into place when complete, so an interrupted or failed run never
   leaves a half-written raster; the temporary files are removed.
-* ``OUTPUT/manifest.json`` records the request (input files, grid options,
-  reader options), the grid, the package version and, per modality, the size
-  and modification time of every source file. A second call with unchanged
-  inputs returns at once; a modality whose files changed is re-done.
+* ``OUTPUT/manifest.json`` records the grid request (the reference modality
+  and its files, *crs*, *res*, *bounds*), the grid, the package version and,
+  per modality, its files, reader options and the size and modification time
+  of every file. A second call with unchanged inputs returns at once; a
+  modality whose files changed is re-done (all of them when the grid moves);
+  modalities aligned earlier and not asked for again are kept (e.g. labels
+  aligned for training, not needed for prediction).
 
 The command line front end is ``torchgeo-stars align``
 (:mod:`torchgeo_stars.datasets.align_cli`).
@@ -374,6 +377,11 @@ def _stored(
     else:
         out = values.astype(kind)
     if nodata is not None:
+        if np.issubdtype(kind, np.integer) and np.isfinite(nodata):
+            # A valid value rounded onto nodata would turn invalid: one step off
+            limits = np.iinfo(kind)
+            nudge = nodata + 1 if nodata < limits.max else nodata - 1
+            out[~invalid & (out == nodata)] = nudge
         out[invalid] = nodata
     return out
 
@@ -617,65 +625,51 @@ def align_rasters(
     out = Path(output)
     _check_output(out, given, files)
 
-    request = _jsonable(
+    reference_name = next(iter(inputs))
+    resolved = {
+        name: [str(p.resolve()) for p in paths] for name, paths in files.items()
+    }
+    grid_request = _jsonable(
         {
-            'inputs': {
-                name: [str(p.resolve()) for p in paths] for name, paths in files.items()
-            },
+            'reference': reference_name,
+            'reference_inputs': resolved[reference_name],
             'crs': None if crs is None else str(crs),
             'res': res,
             'bounds': bounds,
-            'options': reader_options,
         }
     )
+    wanted = {
+        name: _jsonable({'inputs': resolved[name], 'options': reader_options[name]})
+        for name in files
+    }
     state = {name: _source_state(paths) for name, paths in files.items()}
+    targets = {name: out / name / f'{name}.tif' for name in files}
     manifest_path = out / MANIFEST_NAME
     manifest = _read_manifest(manifest_path)
-    owned = manifest is not None and manifest.get('request') == request
-    current = (
-        owned
-        and manifest is not None
-        and manifest.get('format') == MANIFEST_FORMAT
-        and manifest.get('package_version') == _package_version()
-    )
-    done: dict[str, Any] = (
-        dict(manifest.get('modalities', {})) if current and manifest else {}
-    )
-    targets = {name: out / name / f'{name}.tif' for name in files}
+    owned = _owns(manifest, grid_request, wanted)
+    entries = _valid_entries(manifest) if owned else {}
 
     def up_to_date(name: str) -> bool:
-        entry = done.get(name)
+        entry = entries.get(name)
         return (
-            isinstance(entry, dict)
+            entry is not None
+            and {k: entry.get(k) for k in ('inputs', 'options')} == wanted[name]
             and entry.get('sources') == state[name]
             and targets[name].is_file()
         )
 
-    if current and manifest is not None and all(up_to_date(n) for n in files):
+    # Everything up to date (the reference's files too, so the grid is the same)
+    if manifest is not None and all(up_to_date(n) for n in files):
         return AlignedRasters(
             out, _grid_from_json(manifest['grid']), targets, manifest_path, ()
         )
-    if not owned and not overwrite:
-        if manifest is not None:
-            raise ConfigurationError(
-                f'output folder {out} holds rasters aligned from other inputs or '
-                f'onto another grid ({manifest_path}); pass --overwrite '
-                '(overwrite=True) to replace them, or choose another output folder.'
-            )
-        occupied = [
-            out / name
-            for name in files
-            if (out / name).is_dir() and any((out / name).iterdir())
-        ]
-        if occupied:
-            raise ConfigurationError(
-                f'output folder {occupied[0]} already exists and was not written by '
-                'align; pass --overwrite (overwrite=True) to replace it, or choose '
-                'another output folder.'
-            )
+    if not overwrite:
+        if not owned:
+            _refuse_other_rasters(out, manifest, list(files))
+        else:  # modalities new to this folder
+            _refuse_other_rasters(out, None, [n for n in files if n not in entries])
 
     infos = {name: _inspect_all(name, paths) for name, paths in files.items()}
-    reference_name = next(iter(inputs))
     reference = infos[reference_name]
     first = reference[0]
     grid = output_grid(
@@ -693,15 +687,19 @@ def align_rasters(
     )
     _check_overlap(infos, grid, area)
 
-    if manifest is not None and done and manifest.get('grid') != _grid_to_json(grid):
-        done = {}
+    if manifest is not None and manifest.get('grid') != _grid_to_json(grid):
+        # Rasters of other modalities left on the old grid would not pair.
+        for name in entries:
+            if name not in files:
+                (out / name / f'{name}.tif').unlink(missing_ok=True)
+        entries = {}
     todo = [name for name in files if not up_to_date(name)]
     record: dict[str, Any] = {
         'format': MANIFEST_FORMAT,
         'package_version': _package_version(),
-        'request': request,
+        'grid_request': grid_request,
         'grid': _grid_to_json(grid),
-        'modalities': {n: e for n, e in done.items() if n in files and n not in todo},
+        'modalities': {n: e for n, e in entries.items() if n not in todo},
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -734,6 +732,7 @@ def align_rasters(
                     bar,
                 )
                 record['modalities'][name] = {
+                    **wanted[name],
                     'sources': state[name],
                     'output': str(targets[name].relative_to(out)),
                 }
@@ -745,6 +744,66 @@ def align_rasters(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return AlignedRasters(out, grid, targets, manifest_path, tuple(todo))
+
+
+def _owns(
+    manifest: Mapping[str, Any] | None, grid_request: Any, wanted: Mapping[str, Any]
+) -> bool:
+    """Whether a manifest records this request (other modalities may be there).
+
+    The same grid request (reference modality, its files, *crs*, *res*,
+    *bounds*) and, for every modality it shares with the request, the same
+    files and options.
+    """
+    if not manifest or manifest.get('grid_request') != grid_request:
+        return False
+    entries = manifest.get('modalities')
+    if not isinstance(entries, dict):
+        return False
+    for name, request in wanted.items():
+        entry = entries.get(name)
+        if isinstance(entry, dict) and (
+            {k: entry.get(k) for k in ('inputs', 'options')} != request
+        ):
+            return False
+    return True
+
+
+def _valid_entries(manifest: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The manifest's modality entries, none if written by another version."""
+    if (
+        not manifest
+        or manifest.get('format') != MANIFEST_FORMAT
+        or manifest.get('package_version') != _package_version()
+    ):
+        return {}
+    entries = manifest.get('modalities', {})
+    return {n: e for n, e in entries.items() if isinstance(e, dict)}
+
+
+def _refuse_other_rasters(
+    output: Path, manifest: Mapping[str, Any] | None, names: Sequence[str]
+) -> None:
+    """Refuse to replace rasters this request did not write.
+
+    Raises:
+        ConfigurationError: If the folder holds a manifest of another request,
+            or a modality folder of its own.
+    """
+    if manifest is not None:
+        raise ConfigurationError(
+            f'output folder {output} holds rasters aligned from other inputs or '
+            f'onto another grid ({output / MANIFEST_NAME}); pass --overwrite '
+            '(overwrite=True) to replace them, or choose another output folder.'
+        )
+    for name in names:
+        folder = output / name
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ConfigurationError(
+                f'output folder {folder} already exists and was not written by '
+                'align; pass --overwrite (overwrite=True) to replace it, or choose '
+                'another output folder.'
+            )
 
 
 def _disk_full(output: Path) -> ConfigurationError:
