@@ -195,6 +195,26 @@ def test_labels_nearest(tmp_path: Path) -> None:
     assert set(np.unique(aligned)) <= set(np.unique(source)) | {255}
 
 
+def test_pixels_no_file_reaches(tmp_path: Path) -> None:
+    # The grid reaches 32 pixels east of every file: whole blocks of nothing
+    result = align_rasters(
+        {'optical': MULTIMODAL / 'optical'},
+        tmp_path / 'aligned',
+        mask=MULTIMODAL / 'mask',
+        bounds=(X0, Y0 - SIZE * RES, X0 + (SIZE + 32) * RES, Y0),
+        options={'mask': {'ignore_index': 99}},
+        block_size=16,
+        progress=False,
+    )
+    optical, meta = read(result.paths['optical'])
+    labels, _ = read(result.paths['mask'])
+    source, _ = read(MULTIMODAL / 'optical' / 'optical_20230601.tif')
+    assert np.array_equal(optical[:, :, :SIZE], source)  # on the same pixel grid
+    assert (optical[:, :, SIZE:] == meta['nodata']).all()
+    assert (labels[0, :, SIZE:] == 99).all()
+    assert (labels[0, :, :SIZE] != 99).all()
+
+
 def test_manifest_reuse_and_invalidation(tmp_path: Path) -> None:
     root = copy_fixture(tmp_path)
     output = tmp_path / 'aligned'

@@ -412,12 +412,20 @@ class _ModalityReader:
         with rasterio.open(infos[0].path) as first:
             self.dtype: str = first.dtypes[0]
             self.count: int = first.count
-            self.file_nodata = first.nodata
         override = self.dataset.nodata
         self.nodata: float | None = override if override is not None else first.nodata
         if self.nodata is None and name != MASK_NAME:
             integer = np.issubdtype(np.dtype(self.dtype), np.integer)
             self.nodata = 0 if integer else math.nan
+        # Labels no file reaches: what MaskRaster gives them
+        ignore_index = getattr(self.dataset, 'ignore_index', None)
+        self.label_fill = (
+            ignore_index
+            if ignore_index is not None
+            else self.nodata
+            if self.nodata is not None
+            else 0
+        )
 
     def read(self, window: Window) -> np.ndarray[Any, Any]:
         """Stored values of a block of the grid.
@@ -447,10 +455,7 @@ class _ModalityReader:
                 values = sample[self.dataset.image_key].numpy()
             return _stored(values, self.dtype, self.nodata)
         if sample is None:
-            fill = self.dataset.ignore_index  # type: ignore[attr-defined]
-            if fill is None:
-                fill = self.nodata if self.nodata is not None else 0
-            return np.full((1, *shape), fill, dtype=self.dtype)
+            return np.full((1, *shape), self.label_fill, dtype=self.dtype)
         return sample[MASK].numpy()[None].astype(self.dtype)
 
 
