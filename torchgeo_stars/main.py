@@ -2,13 +2,15 @@
 
 ``torchgeo-stars fit|validate|test|predict --config CFG.yaml`` is TorchGeo's
 LightningCLI with this package's task and datamodules importable by short name
-next to TorchGeo's own. Two more commands:
+next to TorchGeo's own. More commands:
 
 * ``torchgeo-stars synthetic OUT_DIR [--size --seed --classes]`` writes the
   synthetic demo scene;
 * ``torchgeo-stars predict-geotiff --checkpoint CKPT --optical A.tif ...``
   writes a georeferenced prediction, ``torchgeo-stars join-geotiff`` joins
-  the parts of a sharded one.
+  the parts of a sharded one;
+* ``torchgeo-stars align --optical A --sar B ... --output DIR`` warps every
+  modality once onto one grid, for fast training.
 
 Errors a user can fix are printed as one line, without a traceback. Every
 command exits with status 0 on success, 1 on a problem with the data,
@@ -96,6 +98,20 @@ def join_geotiff_main(argv: Sequence[str]) -> int:
     return join_main(list(argv))
 
 
+def align_main(argv: Sequence[str]) -> int:
+    """Warp rasters once onto one grid (``torchgeo-stars align``).
+
+    Args:
+        argv: Arguments after the command name.
+
+    Returns:
+        The exit status.
+    """
+    from .datasets.align_cli import main as align_cli_main
+
+    return align_cli_main(list(argv))
+
+
 def lightning_main(argv: Sequence[str]) -> int:
     """Run TorchGeo's LightningCLI with this package's classes registered.
 
@@ -159,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         'synthetic': synthetic_main,
         'predict-geotiff': predict_geotiff_main,
         'join-geotiff': join_geotiff_main,
+        'align': align_main,
     }
     try:
         if args and args[0] in commands:

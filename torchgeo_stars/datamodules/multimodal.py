@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import shapely
+from geopandas import GeoSeries
 from matplotlib.figure import Figure
 from torch import Tensor
 from torchgeo.datamodules import GeoDataModule
@@ -14,6 +15,7 @@ from torchgeo.datasets import GeoDataset, roi_split
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 from ..datasets import (
+    ConfigurableRaster,
     DSMRaster,
     MaskRaster,
     ModalityRaster,
@@ -25,7 +27,8 @@ from ..datasets import (
     compute_statistics,
     pair_modalities,
 )
-from ..datasets.keys import image_key
+from ..datasets.align import IMAGE_OPTIONS, MASK_OPTIONS, AlignedRasters
+from ..datasets.keys import MASK, image_key
 from ..errors import ConfigurationError, DataError
 from .augmentation import JointFlipRotate
 from .splits import Box, Stripe, cut_stripes, grid_area, inner_box, random_patch_margin
@@ -39,6 +42,24 @@ MODALITY_CLASSES: dict[str, type[ModalityRaster]] = {
     'sar': SARRaster,
     'dsm': DSMRaster,
 }
+
+#: Layout arguments that select source files; they do not apply to the one
+#: aligned raster per modality written with ``align_dir``.
+FILE_PATTERNS = ('filename_glob', 'filename_regex', 'date_format', 'separate_files')
+
+
+def _take_footprint(aligned: GeoDataset, source: GeoDataset) -> None:
+    """Give an aligned raster's index the footprint of its source files.
+
+    Args:
+        aligned: The dataset of an aligned raster (modified).
+        source: The dataset of the files it was warped from.
+    """
+    footprint = source.index.to_crs(aligned.index.crs).geometry.union_all()
+    aligned.index = aligned.index.set_geometry(
+        GeoSeries([footprint] * len(aligned.index), index=aligned.index.index),
+        crs=aligned.index.crs,
+    )
 
 
 def _describe(box: Box, dataset: GeoDataset) -> str:
@@ -103,6 +124,7 @@ class MultimodalDataModule(GeoDataModule):
         augment: bool = True,
         statistics_samples: int = 32,
         seed: int = 0,
+        align_dir: str | None = None,
     ) -> None:
         """Initialise the datamodule (files are indexed in :meth:`setup`).
 
@@ -144,6 +166,16 @@ class MultimodalDataModule(GeoDataModule):
                 statistics.
             seed: Seed of the statistics windows and of the training patch
                 positions.
+            align_dir: Folder to warp every modality and the labels into once
+                (:func:`~torchgeo_stars.datasets.align.align_rasters`), onto
+                the first modality's grid (or *crs* / *res*); :meth:`setup`
+                then reads the aligned rasters, without resampling. Worth it
+                when the modalities are on different grids and training runs
+                several epochs; it costs about the size of the inputs
+                resampled to the common grid on disk. A folder aligned from
+                the same files is reused (files that changed are re-done).
+                Needs one file per scene (not ``separate_files``); the
+                aligned rasters are one mosaic per modality, without dates.
 
         Raises:
             ConfigurationError: If the arguments are inconsistent.
@@ -216,6 +248,8 @@ class MultimodalDataModule(GeoDataModule):
         self.stripes: dict[str, Stripe] = {}
         self.augmentation = JointFlipRotate() if augment else None
         self.normalize: NormalizeModalities | None = None
+        self.align_dir = align_dir
+        self.aligned: AlignedRasters | None = None
 
     @property
     def modalities(self) -> dict[str, int]:
@@ -265,17 +299,23 @@ class MultimodalDataModule(GeoDataModule):
             for name in self.paths
         }
 
-    def _modality_dataset(self, name: str, path: str | Sequence[str]) -> ModalityRaster:
+    def _modality_dataset(
+        self, name: str, path: str | Sequence[str], aligned: bool = False
+    ) -> ModalityRaster:
         """Index one modality's files.
 
         Args:
             name: Modality name.
             path: Folder, file or list of them.
+            aligned: Whether *path* is an aligned raster (its layout's file
+                patterns then do not apply).
 
         Returns:
             The modality's dataset.
         """
         kwargs = self.layout_of(name)
+        if aligned:
+            kwargs = {k: v for k, v in kwargs.items() if k not in FILE_PATTERNS}
         cls = MODALITY_CLASSES.get(name)
         if cls is None:
             return ModalityRaster(path, modality=name, **kwargs)
@@ -314,14 +354,105 @@ class MultimodalDataModule(GeoDataModule):
                 mask = MaskRaster(
                     self.mask_paths,
                     ignore_index=self.ignore_index,
-                    **self.layouts.get('mask', {}),
+                    **self.layouts.get(MASK, {}),
                 )
+            if self.aligned is not None:
+                images, mask = self._aligned_datasets(images, mask)
             dataset = pair_modalities(
                 images, mask, optional=self.optional, crs=self.crs, res=self.res
             )
         for line in messages.getvalue().splitlines():
             logger.debug('%s', line)
         return dataset
+
+    def _aligned_datasets(
+        self, images: Mapping[str, ModalityRaster], mask: MaskRaster | None
+    ) -> tuple[dict[str, ModalityRaster], MaskRaster | None]:
+        """The aligned rasters, each with the footprint of its source files.
+
+        An aligned raster covers the whole grid (nodata where its files do not
+        reach); with its sources' footprint the paired area, the splits and the
+        windows stay those of the files themselves.
+
+        Args:
+            images: The modalities' source datasets.
+            mask: The labels' source dataset, if labels are read.
+
+        Returns:
+            The aligned modality datasets and label dataset.
+        """
+        assert self.aligned is not None
+        aligned = {
+            name: self._modality_dataset(name, str(self.aligned.paths[name]), True)
+            for name in images
+        }
+        for name, dataset in aligned.items():
+            _take_footprint(dataset, images[name])
+        aligned_mask = None
+        if mask is not None:
+            layout = self.layouts.get(MASK, {})
+            aligned_mask = MaskRaster(
+                str(self.aligned.paths[MASK]),
+                ignore_index=self.ignore_index,
+                **{k: v for k, v in layout.items() if k not in FILE_PATTERNS},
+            )
+            _take_footprint(aligned_mask, mask)
+        return aligned, aligned_mask
+
+    def _align(self) -> AlignedRasters:
+        """Warp every modality and the labels into :attr:`align_dir`, or reuse it.
+
+        The files are the ones the datasets select (file patterns applied);
+        the reader options that decide stored values go with them.
+
+        Returns:
+            The aligned rasters.
+
+        Raises:
+            ConfigurationError: If a modality uses one file per band.
+        """
+        from ..datasets.align import align_rasters
+
+        assert self.align_dir is not None
+        messages = io.StringIO()
+        sources: dict[str, list[str]] = {}
+        options: dict[str, dict[str, Any]] = {}
+        with contextlib.redirect_stdout(messages):
+            datasets: dict[str, ConfigurableRaster] = {
+                name: self._modality_dataset(name, path)
+                for name, path in self.paths.items()
+            }
+            if self.mask_paths is not None:
+                datasets[MASK] = MaskRaster(
+                    self.mask_paths,
+                    ignore_index=self.ignore_index,
+                    **self.layouts.get(MASK, {}),
+                )
+        for name, dataset in datasets.items():
+            layout = (
+                self.layouts.get(name, {}) if name == MASK else self.layout_of(name)
+            )
+            if dataset.separate_files:
+                raise ConfigurationError(
+                    f'align_dir: {name} has one file per band (separate_files); '
+                    'stack the bands into one file per scene, or leave align_dir '
+                    'unset.'
+                )
+            sources[name] = sorted({str(f) for f in dataset.index['filepath']})
+            allowed = MASK_OPTIONS if name == MASK else IMAGE_OPTIONS
+            options[name] = {k: v for k, v in layout.items() if k in allowed}
+            if name == MASK and self.ignore_index is not None:
+                options[name]['ignore_index'] = self.ignore_index
+        mask = sources.pop(MASK, None)
+        return align_rasters(
+            sources,
+            self.align_dir,
+            mask=mask,
+            crs=self.crs,
+            res=self.res,
+            options=options,
+            progress=False,
+        )
 
     def _with_statistics(self, dataset: PairedDataset) -> PairedDataset:
         """The same pairing, with invalid pixels filled with the band means.
@@ -474,6 +605,8 @@ class MultimodalDataModule(GeoDataModule):
             ConfigurationError: If *stage* needs labels and no mask is given.
             DataError: If a split needed by *stage* has no area or is too small.
         """
+        if self.align_dir is not None and self.aligned is None:
+            self.aligned = self._align()
         predict = stage == 'predict'
         labelled = self._build(with_mask=not predict or self.mask_paths is not None)
         stripes: dict[str, Stripe] = {}
