@@ -19,9 +19,19 @@ from torchgeo_stars.models import (
     SharedConvPyramid,
     SharedProjection,
     TranslatorBank,
+    build_model,
 )
+from torchgeo_stars.models.registry import ModelName
 
-from .helpers import NUM_CLASSES, THREE, TWO, capture_fusion, make_inputs, make_stars
+from .helpers import (
+    NUM_CLASSES,
+    SMALL,
+    THREE,
+    TWO,
+    capture_fusion,
+    make_inputs,
+    make_stars,
+)
 
 STRIDES = [4, 8, 16, 32]
 
@@ -261,8 +271,11 @@ def test_training_without_alignment_outputs() -> None:
     torch.testing.assert_close(out.logits, full.logits)
 
 
-def test_models_keep_weights_channels_last(stars3: STARS) -> None:
-    convolutions = [m for m in stars3.modules() if isinstance(m, nn.Conv2d)]
+@pytest.mark.parametrize('name', ['stars', 'shaspec', 'early_fusion'])
+def test_models_keep_weights_channels_last(name: ModelName) -> None:
+    # build_model (what the task uses) stores the weights channels-last.
+    model = build_model(name, modalities=TWO, num_classes=NUM_CLASSES, **SMALL)
+    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convolutions
     for conv in convolutions:
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)

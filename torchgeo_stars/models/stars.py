@@ -3,8 +3,12 @@
 from collections.abc import Mapping
 from typing import Literal
 
-from .decoder import PaddingMode
+from .decoder import FPNSegmentationDecoder, PaddingMode
+from .embedding import EmbeddingHeads
+from .encoders import SpecificEncoders, build_shared_encoder
+from .fusion import SCSEFusion
 from .shared_specific import SharedSpecificSegmenter
+from .translation import CrossModalTranslation
 
 
 class STARS(SharedSpecificSegmenter):
@@ -119,24 +123,37 @@ class STARS(SharedSpecificSegmenter):
             ConfigurationError: If an argument is invalid (fewer than two
                 modalities, unknown encoder, bad depth or level).
         """
-        super().__init__(
-            modalities,
+        super().__init__(modalities, num_classes, padding_mode, 'STARS')
+        self.set_alignment(alignment_level, psa_features)
+        names = self.modality_names
+        self.specific_encoders = SpecificEncoders(
+            self.modalities, backbone, encoder_depth, weights
+        )
+        channels = self.specific_encoders.out_channels
+        self.shared_encoder = build_shared_encoder(
+            shared_encoder,
+            self.modalities,
+            backbone,
+            encoder_depth,
+            weights,
+            channels,
+            stem_channels,
+            self.output_stride,
+        )
+        shared_channels = self.shared_encoder.out_channels
+        if translation:
+            self.translation = CrossModalTranslation(
+                names, channels, translator_channels, translator_blocks
+            )
+        self.fusion = SCSEFusion(len(names), channels, shared_channels)
+        embedded = channels if psa_features == 'specific' else shared_channels
+        self.embedding_heads = EmbeddingHeads(
+            names, embedded[self.alignment_level], embedding_dim
+        )
+        self.decoder = FPNSegmentationDecoder(
+            self.fusion.out_channels,
             num_classes,
-            backbone=backbone,
-            weights=weights,
-            shared_encoder=shared_encoder,
-            encoder_depth=encoder_depth,
-            decoder_channels=decoder_channels,
-            decoder_segmentation_channels=decoder_segmentation_channels,
-            dropout=dropout,
-            stem_channels=stem_channels,
-            padding_mode=padding_mode,
-            fusion='scse',
-            translation=translation,
-            translator_channels=translator_channels,
-            translator_blocks=translator_blocks,
-            embedding_dim=embedding_dim,
-            alignment_level=alignment_level,
-            psa_features=psa_features,
-            model_name='STARS',
+            decoder_channels,
+            decoder_segmentation_channels,
+            dropout,
         )
