@@ -250,10 +250,10 @@ class SharedConvPyramid(_StemsAndSharedTrunk):
     3x3 conv - BN - ReLU stages, whose weights every modality shares, then
     halves the resolution at every stage, and its last four outputs are the
     decoder scales (the specific encoders' strides). All modalities go
-    through the shared stages in one pass (stacked along the batch). With
-    ``widths=(32, 64, 128, 256)`` it has 0.4 M parameters and costs a small
-    fraction of a resnet18 per image, which is what keeps a STARS training
-    step within 2.5 early-fusion steps.
+    through the shared stages in one pass (stacked along the batch). It
+    costs a small fraction of a resnet18 per image, which keeps the STARS
+    training step close to its specific encoders' cost (measured in
+    :doc:`/benchmarks`).
 
     Attributes:
         stems: Modality name to its stride-2 stem.

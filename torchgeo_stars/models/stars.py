@@ -41,21 +41,20 @@ class STARS(SharedSpecificSegmenter):
     Shared encoder (*shared_encoder*): by default ``'light'``, a small
     plain-conv pyramid (:class:`SharedConvPyramid`: per-modality stride-2
     stems, then four stride-2 conv - BN - ReLU stages shared by all
-    modalities, 0.4 M parameters) run on the images, all modalities stacked
-    along the batch in one pass. An encoder name of segmentation-models-pytorch
-    / timm (e.g. ``'tu-lcnet_050'``) puts that encoder behind the stems
-    instead, ``'backbone'`` a shared copy of the specific encoders'
-    architecture, and ``'projection'`` replaces the shared backbone by
-    per-scale 1x1 conv - BN - ReLU projections of the specific features. On
-    the accuracy benchmark (400 steps, 3 seeds, mIoU averaged over the seven
-    modality subsets) ``'light'`` is the most accurate of these (40.0,
-    against 39.6 for a shared resnet18, 38.6 for LCNet-0.5 and 37.5 for the
-    projection; see ``benchmarks/README.md``). A full shared backbone runs
-    ``2 M`` backbones per step instead of ``M`` (about 4.2x an early-fusion
-    FPN step with three modalities, resnet18, batch 8 at 128 px), far over
-    the 2.5x step-time budget that ``'light'`` keeps (2.42x). For the same
+    modalities) run on the images, all modalities stacked along the batch in
+    one pass. An encoder name of segmentation-models-pytorch / timm (e.g.
+    ``'tu-lcnet_050'``) puts that encoder behind the stems instead,
+    ``'backbone'`` a shared copy of the specific encoders' architecture, and
+    ``'projection'`` replaces the shared backbone by per-scale 1x1 conv - BN -
+    ReLU projections of the specific features. ``'light'`` is the default
+    because it is the cheapest shared encoder on the images: a full shared
+    backbone runs ``2 M`` backbones per step instead of ``M``. For the same
     reason the translators are light inverted bottlenecks (1x1, depthwise
-    3x3, 1x1) rather than dense 3x3 blocks.
+    3x3, 1x1) rather than dense 3x3 blocks. How the choices compare in
+    accuracy and step time is measured in :doc:`/benchmarks`; the method is
+    :doc:`/method`.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(
@@ -106,9 +105,8 @@ class STARS(SharedSpecificSegmenter):
                 scale.
             embedding_dim: Size ``D`` of the PSA pixel embeddings.
             alignment_level: Decoder scale of the embeddings, 0 = finest
-                (stride 4 with ``encoder_depth=5``); default 1 (stride 8). On
-                the accuracy benchmark stride 4 was 1.2 mIoU lower and no
-                better on the rarest class (``benchmarks/README.md``).
+                (stride 4 with ``encoder_depth=5``); default 1 (stride 8),
+                chosen on the accuracy benchmark (:doc:`/benchmarks`).
             psa_features: Features the PSA embedding heads read: the
                 specific ``s_m`` or the shared ``h_m``.
             dropout: Spatial dropout of the FPN decoder.
