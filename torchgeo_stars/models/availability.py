@@ -13,6 +13,8 @@ from ..errors import DataError
 class Availability:
     """Which modality each sample of a batch has, and which the fusion may use.
 
+    .. versionadded:: 0.1
+
     Attributes:
         available: Boolean ``(B, M)``: the modality is in the data for that
             sample (the model's modality order).

@@ -22,6 +22,8 @@ class EarlyFusion(SegmentationModel):
     is zero-filled, so with modality dropout in training (the task passes
     ``dropped``) this is the ModDrop baseline.
 
+    .. versionadded:: 0.1
+
     Attributes:
         modalities: Modality name to band count, in concatenation order.
         encoder: The encoder, with ``sum(C_m)`` input bands.

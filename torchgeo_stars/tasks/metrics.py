@@ -25,6 +25,8 @@ from torch import Tensor
 class SegmentationScores:
     """Scores of one scenario.
 
+    .. versionadded:: 0.1
+
     Attributes:
         overall_accuracy: Fraction of correctly classified labelled pixels.
         miou: Macro mean IoU over the classes that occur.

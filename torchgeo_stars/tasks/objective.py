@@ -12,6 +12,8 @@ from ..models import SegmentationOutput
 class LossTerms:
     """The loss of one training step and its terms.
 
+    .. versionadded:: 0.1
+
     Attributes:
         total: ``L_seg + lambda_tr * L_tr + lambda_psa * L_psa``, the terms
             that were computed.
