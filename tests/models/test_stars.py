@@ -306,8 +306,8 @@ def test_psa_features_select_what_the_embeddings_read(psa_features: str) -> None
 def test_shared_features_come_from_a_shared_backbone_on_the_images(
     shared_encoder: str | None, reads_images: bool
 ) -> None:
-    # METHOD.md step 2: by default the shared features come from one backbone
-    # run on the images, so the specific encoders' weights cannot move them;
+    # docs/method.rst (Network): by default the shared features come from one
+    # backbone run on the images, so the specific encoders' weights cannot move them;
     # the projection option derives them from the specific features instead.
     kwargs = {} if shared_encoder is None else {'shared_encoder': shared_encoder}
     model = make_stars(TWO, **kwargs)

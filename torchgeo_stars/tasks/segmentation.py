@@ -51,7 +51,7 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
     Baselines (same data, same metrics): ``model='early_fusion'`` with
     ``p_drop=0`` is channel concatenation with zero-filled missing modalities,
     with ``p_drop>0`` it is ModDrop; ``model='shaspec'`` is ShaSpec-style
-    shared/specific fusion. The STARS ablations are ``stop_gradient=False``,
+    shared-specific fusion. The STARS ablations are ``stop_gradient=False``,
     ``psa_sampling='random'``, ``lambda_psa=0`` and ``translation=False``.
 
     .. versionadded:: 0.1
