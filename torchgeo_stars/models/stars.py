@@ -46,9 +46,10 @@ class STARS(SharedSpecificSegmenter):
     ``'tu-lcnet_050'``) puts that encoder behind the stems instead,
     ``'backbone'`` a shared copy of the specific encoders' architecture, and
     ``'projection'`` replaces the shared backbone by per-scale 1x1 conv - BN -
-    ReLU projections of the specific features. ``'light'`` is the default
-    because it is the cheapest shared encoder on the images: a full shared
-    backbone runs ``2 M`` backbones per step instead of ``M``. For the same
+    ReLU projections of the specific features. ``'light'`` is the default: the
+    cheapest shared encoder on the images (a full shared backbone runs ``2 M``
+    backbones per step instead of ``M``) and, on the accuracy benchmark, the
+    most accurate. For the same
     reason the translators are light inverted bottlenecks (1x1, depthwise
     3x3, 1x1) rather than dense 3x3 blocks. How the choices compare in
     accuracy and step time is measured in :doc:`/benchmarks`; the method is

@@ -12,21 +12,21 @@ Classes, in index order for ``num_classes=8``; with fewer classes the kept
 ones keep this order and a dropped class's areas become ``low_vegetation``
 (the geometry is otherwise the same):
 
-=================  =======  ===================================================
-class              kept at  look-alike and the one modality that separates them
-=================  =======  ===================================================
-``impervious``     4+       roads, paving, parking lots
-``building``       4+       impervious: DSM only (same optics and SAR)
-``low_vegetation`` 4+       grass, meadows, gardens
-``tree``           6+       low vegetation: DSM only (same optics and SAR)
-``water``          5+       shadowed ground: SAR only (as dark optically, at
-                            terrain height in the DSM)
-``vehicle``        4+       rare small objects, the rarest class (one or
-                            two 10 m pixels each; ``vehicle_scale`` makes them
-                            larger but fewer)
-``bare_soil``      7+       impervious: optics only (same SAR and height)
-``cropland``       8        low vegetation: SAR only (same optics and height)
-=================  =======  ===================================================
+==================  =======  ===================================================
+class               kept at  look-alike and the one modality that separates them
+==================  =======  ===================================================
+``impervious``      4+       roads, paving, parking lots
+``building``        4+       impervious: DSM only (same optics and SAR)
+``low_vegetation``  4+       grass, meadows, gardens
+``tree``            6+       low vegetation: DSM only (same optics and SAR)
+``water``           5+       shadowed ground: SAR only (as dark optically, at
+                             terrain height in the DSM)
+``vehicle``         4+       rare small objects, the rarest class (one or
+                             two 10 m pixels each; ``vehicle_scale`` makes them
+                             larger but fewer)
+``bare_soil``       7+       impervious: optics only (same SAR and height)
+``cropland``        8        low vegetation: SAR only (same optics and height)
+==================  =======  ===================================================
 """
 
 from __future__ import annotations
