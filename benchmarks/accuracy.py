@@ -39,7 +39,7 @@ modality present. It then says which goals hold:
 Goals are judged on the means over seeds.
 
 Without ``--configs`` it runs :data:`DEFAULT_CONFIGS`: STARS, the three
-baselines and the four ablations METHOD.md names; the other configurations
+baselines and the four ablations ``docs/method.rst`` names; the other configurations
 are design studies, run by name. The full setting (the defaults: seeds 0 1 2,
 120 steps of 8 patches of 64 x 64 pixels, a 384-pixel scene, resnet18 with
 64-channel FPN decoders for every model, AdamW at 1e-3, one torch thread)
@@ -122,7 +122,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 #: Configurations that are baselines (goal 1 compares STARS with the best).
 BASELINES = ('early_fusion', 'moddrop', 'shaspec')
 
-#: What one command runs by default: STARS, the baselines, METHOD.md's ablations.
+#: What one command runs by default: STARS, the baselines, the method's ablations.
 DEFAULT_CONFIGS = (
     'stars',
     *BASELINES,
@@ -244,7 +244,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=list(CONFIGS),
         default=list(DEFAULT_CONFIGS),
         help='configurations to run (default: STARS, the baselines and the '
-        'ablations of METHOD.md; the others are design studies)',
+        'ablations of docs/method.rst; the others are design studies)',
     )
     parser.add_argument(
         '--output',

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from torchgeo_stars.inference import predict_geotiff
 from torchgeo_stars.inference.window import window_origins
-from torchgeo_stars.models import STARS
+from torchgeo_stars.models import STARS, to_channels_last
 from torchgeo_stars.models.outputs import SegmentationOutput
 
 CLASSES = ['a', 'b', 'c', 'd']
@@ -77,7 +77,8 @@ def build_model(name: str) -> tuple[nn.Module, dict[str, int]]:
     if name == 'stars':
         modalities = {'optical': 3, 'sar': 2}
         stars = STARS(modalities, len(CLASSES), backbone='resnet18', weights=None)
-        return stars, modalities
+        # As the task builds it (build_model): channels-last weights.
+        return to_channels_last(stars), modalities
     return SmallCNN(), {'optical': 3}
 
 

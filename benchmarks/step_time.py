@@ -17,13 +17,13 @@ every modality present in the data, for these configurations:
   its default light shared backbone ``shared_encoder='light'``,
   the defaults ``p_drop=0.3``,
   ``lambda_tr=1``, ``lambda_psa=0.1``): the lines of its ``training_step``
-  (modality dropout, model forward with ``dropped``, segmentation +
-  translation + PSA losses) then backward and the task's optimizer (its
+  (modality dropout, model forward with ``dropped``, the task's
+  ``compute_losses``) then backward and the task's optimizer (its
   ``configure_optimizers``: fused AdamW; the early-fusion rows use TorchGeo's
   ``configure_optimizers`` likewise).
 * ``stars_no_align``: the same task and dropout draw, with the model asked for
-  no alignment outputs (``return_alignment=False``) and the translation and
-  PSA losses skipped. ``(stars - stars_no_align) / stars`` is share (a):
+  no alignment outputs (``return_alignment=False``), so ``compute_losses``
+  skips the translation and PSA losses. ``(stars - stars_no_align) / stars`` is share (a):
   everything the alignment costs, i.e. the translators run on every row, the
   encoders of dropped modalities (run only for the alignment targets), the
   embedding heads, the two losses and all their backward.
@@ -37,7 +37,9 @@ every modality present in the data, for these configurations:
   ``lambda_tr * L_tr + lambda_psa * L_psa`` alone, down to the model outputs
   they read (``torch.autograd.grad`` on the translated features and the
   embeddings, graph retained). Share (b) is (forward of both losses + that
-  backward) / ``stars`` step; this row's own total is inflated by that extra
+  backward) / ``stars`` step, the forward of both losses being the median
+  time of ``compute_losses`` in this row minus that in ``stars_no_align``
+  (segmentation loss only); this row's own total is inflated by that extra
   backward and is not used for ratios.
 
 Within a round the STARS configurations use one modality-dropout draw. After
@@ -67,8 +69,7 @@ from torch.optim import Optimizer
 from torchgeo.tasks import SemanticSegmentation
 
 from torchgeo_stars import STARSSegmentationTask
-from torchgeo_stars.models import SegmentationOutput
-from torchgeo_stars.tasks import modality_dropout
+from torchgeo_stars.models import SegmentationOutput, modality_dropout
 
 MODALITIES = {'optical': 4, 'sar': 2, 'dsm': 1}
 NUM_CLASSES = 6
@@ -177,8 +178,6 @@ def stars_step(
     )
     task.train()
     optimizer = task_optimizer(task)
-    lambda_tr = float(task.hparams['lambda_tr'])
-    lambda_psa = float(task.hparams['lambda_psa'])
     p_drop = float(task.hparams['p_drop'])
 
     def step(round_index: int) -> Splits:
@@ -190,36 +189,24 @@ def stars_step(
             batch.inputs, batch.available, dropped=dropped, return_alignment=align
         )
         model_end = time.perf_counter()
-        loss = task.segmentation_loss(output.logits, batch.mask)
-        seg_end = time.perf_counter()
-        aux: Tensor | None = None
-        if align and output.translated and lambda_tr > 0:
-            loss_tr = task.translation_loss(
-                output.translated, output.specific, output.available
-            )
-            aux = lambda_tr * loss_tr
-        tr_end = time.perf_counter()
-        if align and output.embeddings and lambda_psa > 0:
-            loss_psa = task.psa_loss(output.embeddings, batch.mask, output.available)
-            aux = lambda_psa * loss_psa if aux is None else aux + lambda_psa * loss_psa
-        psa_end = time.perf_counter()
-        if aux is not None:
-            loss = loss + aux
+        # The task's own loss composition (skipping alignment terms the
+        # output does not carry, as with return_alignment=False).
+        losses = task.compute_losses(output, batch.mask)
+        loss, aux = losses.total, losses.alignment
+        loss_end = time.perf_counter()
         if time_losses and aux is not None:
             torch.autograd.grad(
                 aux, alignment_tensors(output), retain_graph=True, allow_unused=True
             )
         aux_backward_end = time.perf_counter()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         backward_end = time.perf_counter()
         optimizer.step()
         end = time.perf_counter()
         return {
             'forward': model_end - start,
-            'seg_loss': seg_end - model_end,
-            'tr_loss': tr_end - seg_end,
-            'psa_loss': psa_end - tr_end,
-            'aux_backward': aux_backward_end - psa_end,
+            'losses': loss_end - model_end,
+            'aux_backward': aux_backward_end - loss_end,
             'backward': backward_end - aux_backward_end,
             'optimizer': end - backward_end,
             'total': end - start,
@@ -328,23 +315,25 @@ def main() -> None:
         )
     )
     timed = results['stars_timed_losses']
-    tr_fwd = median([s['tr_loss'] for s in timed])
-    psa_fwd = median([s['psa_loss'] for s in timed])
+    # Alignment losses' forward: the losses with them minus without them
+    # (segmentation only, the stars_no_align row).
+    align_fwd = median([s['losses'] for s in timed]) - median(
+        [s['losses'] for s in results['stars_no_align']]
+    )
     aux_bwd = median([s['aux_backward'] for s in timed])
-    share_b = (tr_fwd + psa_fwd + aux_bwd) / full
+    share_b = (align_fwd + aux_bwd) / full
     stars_splits = results['stars']
     print(
         '\n| PSA + translation share of the STARS step | value |\n|---|---:|\n'
         f'| (a) (stars - stars_no_align) / stars, medians | {share_a:.1%} |\n'
         f'| (a) same, median of per-round values | {share_a_rounds:.1%} |\n'
-        f'| (b) translation loss forward | {tr_fwd * 1e3:.1f} ms |\n'
-        f'| (b) PSA loss forward | {psa_fwd * 1e3:.1f} ms |\n'
+        f'| (b) translation + PSA loss forward | {align_fwd * 1e3:.1f} ms |\n'
         f'| (b) backward of both losses down to the model outputs '
         f'| {aux_bwd * 1e3:.1f} ms |\n'
         f'| (b) sum / stars step | {share_b:.1%} |'
     )
     print('\n| stars step split (medians) | s |\n|---|---:|')
-    for key in ('forward', 'seg_loss', 'tr_loss', 'psa_loss', 'backward', 'optimizer'):
+    for key in ('forward', 'losses', 'backward', 'optimizer'):
         print(f'| {key} | {median([s[key] for s in stars_splits]):.3f} |')
 
     ratio = full / base

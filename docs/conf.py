@@ -4,6 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath('..'))
+sys.path.insert(0, os.path.abspath('_ext'))
 
 import torchgeo_stars
 
@@ -18,6 +19,7 @@ extensions = [
     'sphinx.ext.mathjax',
     'sphinx.ext.viewcode',
     'sphinx.ext.intersphinx',
+    'benchmark_results',
 ]
 autodoc_typehints = 'description'
 autodoc_member_order = 'bysource'
@@ -28,5 +30,5 @@ nitpicky = False
 intersphinx_mapping: dict[str, tuple[str, None]] = {}
 html_theme = 'alabaster'
 html_static_path: list[str] = []
-exclude_patterns = ['_build']
+exclude_patterns = ['_build', '_ext']
 suppress_warnings = ['ref.python']

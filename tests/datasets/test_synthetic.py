@@ -12,7 +12,6 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.warp import transform, transform_bounds
 
-from torchgeo_stars.datasets import synthetic
 from torchgeo_stars.datasets.synthetic import (
     SYNTHETIC_CLASS_COLORS,
     SYNTHETIC_CLASSES,
@@ -21,6 +20,7 @@ from torchgeo_stars.datasets.synthetic import (
     make_synthetic_scene,
     synthetic_class_names,
 )
+from torchgeo_stars.datasets.synthetic import scene as synthetic
 
 SHADOW = 100  # code the tests give to shadowed ground pixels
 

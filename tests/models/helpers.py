@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from torchgeo_stars.models import STARS, EarlyFusion, ShaSpec
+from torchgeo_stars.models import STARS, EarlyFusion, ShaSpec, to_channels_last
 
 THREE = {'optical': 4, 'sar': 2, 'dsm': 1}
 TWO = {'optical': 3, 'sar': 2}
@@ -32,21 +32,25 @@ def make_inputs(
 
 
 def make_stars(modalities: dict[str, int], **kwargs: Any) -> STARS:
-    """A small STARS in eval mode, deterministic weights."""
+    """A small STARS in eval mode, deterministic weights, as build_model makes it."""
     torch.manual_seed(0)
-    return STARS(modalities, NUM_CLASSES, **{**STARS_SMALL, **kwargs}).eval()
+    model = STARS(modalities, NUM_CLASSES, **{**STARS_SMALL, **kwargs})
+    return to_channels_last(model).eval()
 
 
 def make_shaspec(modalities: dict[str, int], **kwargs: Any) -> ShaSpec:
     """A small ShaSpec in eval mode."""
     torch.manual_seed(0)
-    return ShaSpec(modalities, NUM_CLASSES, **{**SMALL, **kwargs}).eval()
+    return to_channels_last(
+        ShaSpec(modalities, NUM_CLASSES, **{**SMALL, **kwargs})
+    ).eval()
 
 
 def make_early_fusion(modalities: dict[str, int], **kwargs: Any) -> EarlyFusion:
     """A small EarlyFusion in eval mode."""
     torch.manual_seed(0)
-    return EarlyFusion(modalities, NUM_CLASSES, **{**SMALL, **kwargs}).eval()
+    model = EarlyFusion(modalities, NUM_CLASSES, **{**SMALL, **kwargs})
+    return to_channels_last(model).eval()
 
 
 Factory = Callable[[dict[str, int]], nn.Module]

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from torchgeo_stars.errors import ConfigurationError, DataError
-from torchgeo_stars.models import SegmentationOutput
+from torchgeo_stars.models import SegmentationModel, SegmentationOutput
 from torchgeo_stars.models.shared_specific import SharedSpecificSegmenter
 
 from .helpers import FACTORIES, NUM_CLASSES, THREE, TWO, make_inputs
@@ -178,3 +178,28 @@ def test_forward_scenarios_rejects_training_and_bad_masks() -> None:
     model.train()
     with pytest.raises(ConfigurationError, match='eval'):
         model.forward_scenarios(inputs, available, [available])
+
+
+def test_default_forward_scenarios_is_one_forward_per_scenario() -> None:
+    # Early fusion has no shared work between scenarios: the base class's loop
+    # runs forward on each scenario's rows and modalities; a scenario no row
+    # keeps gives an empty batch of logits.
+    model = FACTORIES['early_fusion'](THREE)
+    assert isinstance(model, SegmentationModel)
+    names = list(THREE)
+    available = torch.tensor([[True, True, False], [False, True, False]])
+    inputs = make_inputs(THREE, 2, 32, 32)
+    masks = [available & torch.tensor(pattern) for pattern in subsets(names)]
+    with torch.no_grad():
+        logits = model.forward_scenarios(inputs, available, masks)
+        for mask, scenario in zip(masks, logits, strict=True):
+            rows = mask.any(dim=1)
+            assert scenario.shape == (int(rows.sum()), NUM_CLASSES, 32, 32)
+            if not bool(rows.any()):
+                continue
+            used = mask.any(dim=0).tolist()
+            expected = model(
+                {n: inputs[n][rows] for n, u in zip(names, used, strict=True) if u},
+                mask[rows],
+            ).logits
+            torch.testing.assert_close(scenario, expected, atol=0, rtol=0)

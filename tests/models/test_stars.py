@@ -19,9 +19,19 @@ from torchgeo_stars.models import (
     SharedConvPyramid,
     SharedProjection,
     TranslatorBank,
+    build_model,
 )
+from torchgeo_stars.models.registry import ModelName
 
-from .helpers import NUM_CLASSES, THREE, TWO, capture_fusion, make_inputs, make_stars
+from .helpers import (
+    NUM_CLASSES,
+    SMALL,
+    THREE,
+    TWO,
+    capture_fusion,
+    make_inputs,
+    make_stars,
+)
 
 STRIDES = [4, 8, 16, 32]
 
@@ -261,8 +271,11 @@ def test_training_without_alignment_outputs() -> None:
     torch.testing.assert_close(out.logits, full.logits)
 
 
-def test_models_keep_weights_channels_last(stars3: STARS) -> None:
-    convolutions = [m for m in stars3.modules() if isinstance(m, nn.Conv2d)]
+@pytest.mark.parametrize('name', ['stars', 'shaspec', 'early_fusion'])
+def test_models_keep_weights_channels_last(name: ModelName) -> None:
+    # build_model (what the task uses) stores the weights channels-last.
+    model = build_model(name, modalities=TWO, num_classes=NUM_CLASSES, **SMALL)
+    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convolutions
     for conv in convolutions:
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)
@@ -293,8 +306,8 @@ def test_psa_features_select_what_the_embeddings_read(psa_features: str) -> None
 def test_shared_features_come_from_a_shared_backbone_on_the_images(
     shared_encoder: str | None, reads_images: bool
 ) -> None:
-    # METHOD.md step 2: by default the shared features come from one backbone
-    # run on the images, so the specific encoders' weights cannot move them;
+    # docs/method.rst (Network): by default the shared features come from one
+    # backbone run on the images, so the specific encoders' weights cannot move them;
     # the projection option derives them from the specific features instead.
     kwargs = {} if shared_encoder is None else {'shared_encoder': shared_encoder}
     model = make_stars(TWO, **kwargs)

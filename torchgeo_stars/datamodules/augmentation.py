@@ -42,6 +42,8 @@ class JointFlipRotate(nn.Module):
     :func:`lightning.seed_everything` makes them reproducible. ``bounds`` and
     ``transform`` are left alone: they describe the window before
     augmentation.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, p_flip: float = 0.5, p_rotate: float = 0.5) -> None:

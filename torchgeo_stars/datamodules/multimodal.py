@@ -101,6 +101,8 @@ class MultimodalDataModule(GeoDataModule):
     modalities are zeros; training batches then get the same random flips and
     quarter turns on every modality and the mask (:class:`JointFlipRotate`).
     :attr:`statistics` is saved in the task's checkpoints for inference.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(

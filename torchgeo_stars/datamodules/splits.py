@@ -30,6 +30,8 @@ _SNAP = 1e-6
 class Stripe:
     """One split's area.
 
+    .. versionadded:: 0.1
+
     Attributes:
         name: ``'train'``, ``'val'`` or ``'test'``.
         box: ``(xmin, ymin, xmax, ymax)`` in the dataset's CRS.

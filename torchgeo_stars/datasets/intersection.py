@@ -240,6 +240,8 @@ class ModalityIntersection(IntersectionDataset):
 
     Sample keys: ``image_<modality>`` per modality, ``mask`` if a mask is part of
     the intersection, ``bounds``, ``transform`` and ``available``.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(

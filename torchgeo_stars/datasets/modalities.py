@@ -22,6 +22,8 @@ class OpticalRaster(ModalityRaster):
     Defaults: all bands of the files (named by the files' band descriptions, or
     ``band_1`` ...), bilinear resampling, nodata from the files. Invalid pixels
     are NaN (see :class:`ModalityRaster`).
+
+    .. versionadded:: 0.1
     """
 
     modality = 'optical'
@@ -35,6 +37,8 @@ class SARRaster(ModalityRaster):
     interpolated into valid pixels. ``to_db=True`` converts to decibels
     (``10 * log10``). With ``input_scale='db'`` values are used as they are and
     nodata comes from the files.
+
+    .. versionadded:: 0.1
     """
 
     modality = 'sar'
@@ -106,6 +110,8 @@ class DSMRaster(ModalityRaster):
     Voids are invalid (NaN): the nodata value (from the files or ``nodata=``),
     NaN, and every value below ``min_valid`` (default -1000, which catches
     undeclared -9999 / -32768 voids).
+
+    .. versionadded:: 0.1
     """
 
     modality = 'dsm'
@@ -154,6 +160,8 @@ class MaskRaster(ConfigurableRaster):
     Read with nearest-neighbour resampling. Pixels that are nodata or outside
     every file get ``ignore_index`` when it is given; otherwise the files'
     nodata value (or 0), as TorchGeo does.
+
+    .. versionadded:: 0.1
     """
 
     is_image = False

@@ -35,6 +35,8 @@ class ModalityStatistics:
     Serialisable to a plain dict (``{'mean': [...], 'std': [...], 'bands':
     [...]}``) and JSON, so LightningCLI configs can hold it.
 
+    .. versionadded:: 0.1
+
     Attributes:
         mean: per-band mean (stored as a tuple).
         std: per-band standard deviation, > 0 (stored as a tuple).
@@ -306,6 +308,8 @@ class NormalizeModalities(nn.Module):
     If *modalities* is given and the sample has ``available`` (one entry per
     modality, in that order), unavailable modalities are set back to 0 after
     normalisation.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(

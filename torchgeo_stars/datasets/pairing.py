@@ -96,6 +96,8 @@ class PairedDataset(GeoDataset):
     * ``bounds``, ``transform``: TorchGeo's, once.
     * ``available``: bool (M,), in the order of the modalities; False where the
       modality is all zeros as above (also for required modalities).
+
+    .. versionadded:: 0.1
     """
 
     def __init__(

@@ -106,7 +106,8 @@ def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Pred
         ConfigurationError: When the hyper-parameters or weights are not a
             STARSSegmentationTask's.
     """
-    from ..tasks.segmentation import CHECKPOINT_KEY, STARSSegmentationTask
+    from ..tasks.checkpoint import CHECKPOINT_KEY
+    from ..tasks.segmentation import STARSSegmentationTask
 
     hparams = dict(checkpoint['hyper_parameters'])
     if 'modalities' not in hparams or 'num_classes' not in hparams:

@@ -60,6 +60,8 @@ class PSALoss(nn.Module):
 
     When fewer than two modalities are available anywhere, or no anchor has a
     positive, the loss is a zero still connected to the embeddings' graph.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(

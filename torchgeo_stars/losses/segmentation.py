@@ -22,6 +22,8 @@ class SegmentationLoss(nn.Module):
     softmax, per class over the whole batch, classes absent from the target
     count as 0, averaged over classes; in ``[0, 1]``), with ignored pixels
     removed from both prediction and target.
+
+    .. versionadded:: 0.1
     """
 
     weight: Tensor | None

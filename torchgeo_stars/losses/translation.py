@@ -53,6 +53,8 @@ class TranslationAlignmentLoss(nn.Module):
     each encoder learns from this loss only as a source, which prevents the
     collapse of all encoders to one constant. ``stop_gradient=False`` lets the
     gradient reach both sides (the ablation).
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, stop_gradient: bool = True) -> None:

@@ -1,6 +1,7 @@
 """STARS network, baselines and the parts they are assembled from."""
 
-from .availability import Availability, resolve_availability
+from .availability import Availability, modality_dropout, resolve_availability
+from .base import SegmentationModel, to_channels_last
 from .baselines import EarlyFusion, ShaSpec
 from .decoder import FPNSegmentationDecoder, pad_to_multiple
 from .embedding import EmbeddingHeads
@@ -32,6 +33,7 @@ __all__ = [
     'ResidualFusion',
     'SCSEFusion',
     'SCSEFusionBlock',
+    'SegmentationModel',
     'SegmentationOutput',
     'ShaSpec',
     'SharedBackbone',
@@ -44,6 +46,8 @@ __all__ = [
     'build_shared_encoder',
     'fill_missing',
     'masked_mean',
+    'modality_dropout',
     'pad_to_multiple',
     'resolve_availability',
+    'to_channels_last',
 ]

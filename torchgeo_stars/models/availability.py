@@ -13,6 +13,8 @@ from ..errors import DataError
 class Availability:
     """Which modality each sample of a batch has, and which the fusion may use.
 
+    .. versionadded:: 0.1
+
     Attributes:
         available: Boolean ``(B, M)``: the modality is in the data for that
             sample (the model's modality order).
@@ -161,3 +163,37 @@ def resolve_availability(
         height=height,
         width=width,
     )
+
+
+def modality_dropout(
+    available: Tensor, p_drop: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """Choose modalities to drop, keeping at least one per sample.
+
+    Each available modality of each sample is dropped with probability
+    *p_drop*; a sample that would lose all of them keeps one, chosen uniformly
+    among its available modalities. The draw is made on the CPU (so a seeded
+    *generator* gives the same choice on any device) and the rest on the
+    device of *available*, without waiting for it.
+
+    Args:
+        available: Boolean ``(B, M)`` availability.
+        p_drop: Probability of dropping each available modality.
+        generator: Optional random generator, for reproducibility.
+
+    Returns:
+        Boolean ``(B, M)`` mask of dropped modalities, a subset of *available*.
+    """
+    if p_drop <= 0:
+        return torch.zeros_like(available)
+    draw = torch.rand(available.shape, generator=generator, device='cpu').to(
+        available.device, non_blocking=True
+    )
+    dropped = (draw < p_drop) & available
+    lost_all = available.any(dim=1) & ~(available & ~dropped).any(dim=1)
+    # Where a sample lost everything, keep the available modality with the
+    # smallest draw (uniform among them); elsewhere nothing changes. Applied
+    # to every row rather than after a `lost_all.any()` test: no host sync.
+    scores = torch.where(available, draw, torch.inf)
+    keep = torch.nn.functional.one_hot(scores.argmin(dim=1), available.shape[1])
+    return torch.where(lost_all[:, None], dropped & ~keep.bool(), dropped)

@@ -3,23 +3,26 @@
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..errors import ConfigurationError
 from .availability import resolve_availability
+from .base import SegmentationModel
 from .decoder import FPNSegmentationDecoder, PaddingMode, pad_to_multiple
-from .encoders import EncoderPyramid
+from .encoders import EncoderPyramid, SpecificEncoders, build_shared_encoder
+from .fusion import ResidualFusion
 from .outputs import SegmentationOutput
-from .shared_specific import SharedSpecificSegmenter, check_modalities
+from .shared_specific import SharedSpecificSegmenter
 
 
-class EarlyFusion(nn.Module):
+class EarlyFusion(SegmentationModel):
     """Early fusion: modalities concatenated along channels, one encoder + FPN.
 
     What a TorchGeo user does today with ``torchgeo.tasks.SemanticSegmentation`` on the
     intersection of the rasters. A modality missing (or dropped) for a sample
     is zero-filled, so with modality dropout in training (the task passes
     ``dropped``) this is the ModDrop baseline.
+
+    .. versionadded:: 0.1
 
     Attributes:
         modalities: Modality name to band count, in concatenation order.
@@ -55,11 +58,7 @@ class EarlyFusion(nn.Module):
         Raises:
             ConfigurationError: If an argument is invalid.
         """
-        super().__init__()
-        check_modalities(modalities, 1, 'EarlyFusion')
-        if num_classes < 1:
-            raise ConfigurationError(f'num_classes must be >= 1, got {num_classes}.')
-        self.modalities: dict[str, int] = dict(modalities)
+        super().__init__(modalities, num_classes, 1, 'EarlyFusion')
         self.padding_mode: PaddingMode = padding_mode
         self.encoder = EncoderPyramid(
             backbone, sum(self.modalities.values()), encoder_depth, weights
@@ -71,12 +70,6 @@ class EarlyFusion(nn.Module):
             decoder_segmentation_channels,
             dropout,
         )
-        self.to(memory_format=torch.channels_last)  # as in STARS: faster convs
-
-    @property
-    def modality_names(self) -> list[str]:
-        """Modality names in the model's order (the columns of ``available``)."""
-        return list(self.modalities)
 
     def forward(
         self,
@@ -137,6 +130,8 @@ class ShaSpec(SharedSpecificSegmenter):
     shared features are the mean of the usable modalities' shared features and
     its specific features are zeros. The output carries logits and
     availability only.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(
@@ -174,23 +169,28 @@ class ShaSpec(SharedSpecificSegmenter):
         Raises:
             ConfigurationError: If an argument is invalid.
         """
-        super().__init__(
-            modalities,
+        super().__init__(modalities, num_classes, padding_mode, 'ShaSpec')
+        self.specific_encoders = SpecificEncoders(
+            self.modalities, backbone, encoder_depth, weights
+        )
+        channels = self.specific_encoders.out_channels
+        self.shared_encoder = build_shared_encoder(
+            shared_encoder,
+            self.modalities,
+            backbone,
+            encoder_depth,
+            weights,
+            channels,
+            stem_channels,
+            self.output_stride,
+        )
+        self.fusion = ResidualFusion(
+            len(self.modalities), channels, self.shared_encoder.out_channels
+        )
+        self.decoder = FPNSegmentationDecoder(
+            self.fusion.out_channels,
             num_classes,
-            backbone=backbone,
-            weights=weights,
-            shared_encoder=shared_encoder,
-            encoder_depth=encoder_depth,
-            decoder_channels=decoder_channels,
-            decoder_segmentation_channels=decoder_segmentation_channels,
-            dropout=dropout,
-            stem_channels=stem_channels,
-            padding_mode=padding_mode,
-            fusion='residual',
-            translation=False,
-            translator_channels=1,
-            translator_blocks=1,
-            embedding_dim=None,
-            alignment_level=0,
-            model_name='ShaSpec',
+            decoder_channels,
+            decoder_segmentation_channels,
+            dropout,
         )

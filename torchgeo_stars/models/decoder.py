@@ -56,6 +56,8 @@ def crop_to(x: Tensor, height: int, width: int) -> Tensor:
 class FPNSegmentationDecoder(nn.Module):
     """smp's FPN decoder and segmentation head, upsampled to the input size.
 
+    .. versionadded:: 0.1
+
     Attributes:
         decoder: smp's ``FPNDecoder``.
         head: smp's ``SegmentationHead`` (1x1 conv to class scores).

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 class EmbeddingHeads(nn.Module):
     """One projection head per modality: 1x1 conv - ReLU - 1x1 conv, L2-normalised.
 
+    .. versionadded:: 0.1
+
     Attributes:
         heads: Modality name to its head.
         dim: Embedding dimension ``D``.

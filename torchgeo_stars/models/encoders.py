@@ -24,6 +24,8 @@ NUM_DECODER_SCALES = 4
 class EncoderPyramid(nn.Module):
     """An smp / timm encoder returning only the scales the decoder uses.
 
+    .. versionadded:: 0.1
+
     Attributes:
         out_channels: Channels of each returned scale, finest first.
         output_stride: Stride of the coarsest scale; inputs are padded to a
@@ -92,6 +94,8 @@ class EncoderPyramid(nn.Module):
 
 class SpecificEncoders(nn.Module):
     """One encoder per modality, each with that modality's band count.
+
+    .. versionadded:: 0.1
 
     Attributes:
         encoders: Modality name to its :class:`EncoderPyramid`.
@@ -204,6 +208,8 @@ class SharedBackbone(_StemsAndSharedTrunk):
     pass, so its batch-norm statistics mix modalities the same way in training
     and in evaluation.
 
+    .. versionadded:: 0.1
+
     Attributes:
         stems: Modality name to its stem.
         backbone: The shared :class:`EncoderPyramid`.
@@ -250,10 +256,12 @@ class SharedConvPyramid(_StemsAndSharedTrunk):
     3x3 conv - BN - ReLU stages, whose weights every modality shares, then
     halves the resolution at every stage, and its last four outputs are the
     decoder scales (the specific encoders' strides). All modalities go
-    through the shared stages in one pass (stacked along the batch). With
-    ``widths=(32, 64, 128, 256)`` it has 0.4 M parameters and costs a small
-    fraction of a resnet18 per image, which is what keeps a STARS training
-    step within 2.5 early-fusion steps.
+    through the shared stages in one pass (stacked along the batch). It
+    costs a small fraction of a resnet18 per image, which keeps the STARS
+    training step close to its specific encoders' cost (measured in
+    :doc:`/benchmarks`).
+
+    .. versionadded:: 0.1
 
     Attributes:
         stems: Modality name to its stride-2 stem.
@@ -325,6 +333,8 @@ class SharedProjection(nn.Module):
     modality shares, maps that modality's specific features to its shared
     features. All modalities go through it in one pass (stacked along the
     batch).
+
+    .. versionadded:: 0.1
 
     Attributes:
         projections: One projection per decoder scale.

@@ -31,6 +31,8 @@ class SCSEFusionBlock(nn.Module):
     ``[s_1, h_1, ..., s_M, h_M]`` is concatenated along channels, reduced by a
     1x1 conv - BN - ReLU, then reweighted by concurrent spatial and channel
     squeeze-excitation (smp's ``SCSEModule``).
+
+    .. versionadded:: 0.1
     """
 
     def __init__(
@@ -63,6 +65,8 @@ class SCSEFusionBlock(nn.Module):
 
 class SCSEFusion(nn.Module):
     """STARS fusion: one :class:`SCSEFusionBlock` per decoder scale.
+
+    .. versionadded:: 0.1
 
     Attributes:
         blocks: One block per scale.
@@ -121,6 +125,8 @@ class ResidualFusion(nn.Module):
     Per modality and scale, ``f_m = h_m + P([s_m, h_m])`` with ``P`` a 1x1 conv
     - BN whose weights all modalities share; then ``[f_1, ..., f_M]`` is reduced
     by a 1x1 conv - BN - ReLU. No attention.
+
+    .. versionadded:: 0.1
 
     Attributes:
         projections: Per scale, the shared projection ``P``.

@@ -13,6 +13,8 @@ class SegmentationOutput:
     alignment losses need during training; models (or modes) that do not compute
     them leave them empty.
 
+    .. versionadded:: 0.1
+
     Attributes:
         logits: Class scores of shape ``(B, K, H, W)``, the input's size.
         available: Boolean ``(B, M)`` availability actually present in the data,

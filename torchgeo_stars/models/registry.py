@@ -2,23 +2,22 @@
 
 from typing import Any, Literal
 
-from torch import nn
-
 from ..errors import ConfigurationError
+from .base import SegmentationModel, to_channels_last
 from .baselines import EarlyFusion, ShaSpec
 from .stars import STARS
 
 ModelName = Literal['stars', 'early_fusion', 'shaspec']
 
 #: Model name to its class.
-MODELS: dict[str, type[nn.Module]] = {
+MODELS: dict[str, type[SegmentationModel]] = {
     'stars': STARS,
     'early_fusion': EarlyFusion,
     'shaspec': ShaSpec,
 }
 
 
-def build_model(name: ModelName, **kwargs: Any) -> nn.Module:
+def build_model(name: ModelName, **kwargs: Any) -> SegmentationModel:
     """Build a segmentation model by name.
 
     Args:
@@ -27,8 +26,9 @@ def build_model(name: ModelName, **kwargs: Any) -> nn.Module:
             ``num_classes``, ``backbone`` ...).
 
     Returns:
-        The model; its forward takes ``(inputs, available, dropped)`` and
-        returns a :class:`~torchgeo_stars.models.SegmentationOutput`.
+        The model, its weights channels-last (:func:`to_channels_last`); its
+        forward takes ``(inputs, available, dropped)`` and returns a
+        :class:`~torchgeo_stars.models.SegmentationOutput`.
 
     Raises:
         ConfigurationError: If *name* is unknown or an argument does not
@@ -39,6 +39,8 @@ def build_model(name: ModelName, **kwargs: Any) -> nn.Module:
             f'unknown model {name!r}; choose one of {sorted(MODELS)}.'
         )
     try:
-        return MODELS[name](**kwargs)
+        model = MODELS[name](**kwargs)
     except TypeError as error:
         raise ConfigurationError(f'model {name!r}: {error}') from error
+    to_channels_last(model)
+    return model

@@ -1,52 +1,24 @@
-"""Shared-specific segmentation network, the common skeleton of STARS and ShaSpec."""
+"""Shared-specific segmentation: the pipeline common to STARS and ShaSpec."""
 
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import ConfigurationError, DataError
 from .availability import Availability, resolve_availability
+from .base import SegmentationModel
 from .batching import row_index, scatter_rows, take_rows
 from .decoder import FPNSegmentationDecoder, PaddingMode, crop_to, pad_to_multiple
 from .embedding import EmbeddingHeads
-from .encoders import (
-    NUM_DECODER_SCALES,
-    SharedEncoder,
-    SpecificEncoders,
-    build_shared_encoder,
-)
+from .encoders import NUM_DECODER_SCALES, SharedEncoder, SpecificEncoders
 from .fusion import ResidualFusion, SCSEFusion
 from .outputs import SegmentationOutput
 from .recovery import fill_missing, masked_mean
 from .translation import CrossModalTranslation
 
 Pyramid = list[Tensor]
-
-
-def check_modalities(modalities: Mapping[str, int], minimum: int, model: str) -> None:
-    """Check a model's ``modalities`` argument.
-
-    Args:
-        modalities: Modality name to band count.
-        minimum: Fewest modalities the model accepts.
-        model: Model name, for messages.
-
-    Raises:
-        ConfigurationError: If there are too few modalities or a band count is
-            not a positive integer.
-    """
-    if len(modalities) < minimum:
-        raise ConfigurationError(
-            f'{model} needs at least {minimum} modalities, got {dict(modalities)}.'
-        )
-    for name, bands in modalities.items():
-        if not isinstance(bands, int) or bands < 1:
-            raise ConfigurationError(
-                f'modalities: modality {name!r} must have a positive band count, '
-                f'got {bands!r}.'
-            )
 
 
 def _full_batch(
@@ -68,14 +40,14 @@ def _full_batch(
     }
 
 
-class SharedSpecificSegmenter(nn.Module):
+class SharedSpecificSegmenter(SegmentationModel):
     """Specific + shared encoders, optional translation, fusion, FPN decoder.
 
-    The skeleton shared by :class:`~torchgeo_stars.models.STARS` and
-    :class:`~torchgeo_stars.models.ShaSpec`; use those. Per sample, a modality
-    is *available* (in the data) and *usable* (available and not dropped by
-    modality dropout); the fusion sees real features of usable modalities and
-    recovered ones for the others:
+    The pipeline shared by :class:`~torchgeo_stars.models.STARS` and
+    :class:`~torchgeo_stars.models.ShaSpec`, which build its parts; use
+    those. Per sample, a modality is *available* (in the data) and *usable*
+    (available and not dropped by modality dropout); the fusion sees real
+    features of usable modalities and recovered ones for the others:
 
     * specific features: with translation, the mean over usable ``i`` of
       ``T_ij(s_i)``; without, zeros;
@@ -86,6 +58,8 @@ class SharedSpecificSegmenter(nn.Module):
     alignment outputs are requested), so a missing modality costs nothing and
     cannot influence a sample.
 
+    .. versionadded:: 0.1
+
     Attributes:
         modalities: Modality name to band count, in the model's order.
         specific_encoders: The specific encoders ``E_m``.
@@ -93,135 +67,74 @@ class SharedSpecificSegmenter(nn.Module):
         translation: The translators ``T_ij``, or None.
         fusion: The per-scale fusion.
         embedding_heads: The PSA embedding heads, or None.
+        alignment_level: Decoder scale the embedding heads read (0 = finest).
+        psa_features: Features the embedding heads read, ``'specific'`` or
+            ``'shared'``.
         decoder: FPN decoder and segmentation head.
     """
+
+    specific_encoders: SpecificEncoders
+    shared_encoder: SharedEncoder
+    fusion: SCSEFusion | ResidualFusion
+    decoder: FPNSegmentationDecoder
 
     def __init__(
         self,
         modalities: Mapping[str, int],
         num_classes: int,
-        *,
-        backbone: str,
-        weights: str | None,
-        shared_encoder: str,
-        encoder_depth: int,
-        decoder_channels: int,
-        decoder_segmentation_channels: int,
-        dropout: float,
-        stem_channels: int,
         padding_mode: PaddingMode,
-        fusion: Literal['scse', 'residual'],
-        translation: bool,
-        translator_channels: int,
-        translator_blocks: int,
-        embedding_dim: int | None,
-        alignment_level: int,
-        model_name: str,
-        psa_features: Literal['specific', 'shared'] = 'specific',
+        name: str,
     ) -> None:
-        """Assemble the parts (see :class:`~torchgeo_stars.models.STARS`).
+        """Check the arguments every shared-specific model takes.
+
+        Subclasses then build ``specific_encoders``, ``shared_encoder``,
+        ``fusion`` and ``decoder``, and optionally ``translation`` and
+        ``embedding_heads`` (with :meth:`set_alignment`).
 
         Args:
-            modalities: Modality name to band count, ordered.
+            modalities: Modality name to band count, ordered; at least two.
             num_classes: Number of classes.
-            backbone: Encoder name.
-            weights: Pretrained encoder weights, or None.
-            shared_encoder: ``'projection'``, ``'backbone'`` or the encoder
-                name of the shared backbone (see :func:`build_shared_encoder`).
-            encoder_depth: Encoder depth (4 or 5).
-            decoder_channels: FPN pyramid width.
-            decoder_segmentation_channels: FPN segmentation-block width.
-            dropout: FPN spatial dropout.
-            stem_channels: Stem width of a ``'backbone'`` shared encoder.
             padding_mode: How inputs are padded to the encoder stride.
-            fusion: ``'scse'`` (STARS) or ``'residual'`` (ShaSpec).
-            translation: Whether to build translators.
-            translator_channels: Maximum hidden width of a translator.
-            translator_blocks: 3x3 conv blocks per translator and scale.
-            embedding_dim: PSA embedding size, or None for no alignment
-                outputs.
-            alignment_level: Decoder scale of the embeddings (0 = finest).
-            model_name: Name used in error messages.
-            psa_features: Which features the PSA embedding heads read:
-                ``'specific'`` (``s_m``) or ``'shared'`` (``h_m``).
+            name: Model name, for messages.
 
         Raises:
             ConfigurationError: If an argument is out of range.
         """
-        super().__init__()
-        check_modalities(modalities, 2, model_name)
-        if num_classes < 1:
-            raise ConfigurationError(f'num_classes must be >= 1, got {num_classes}.')
-        if not -NUM_DECODER_SCALES <= alignment_level < NUM_DECODER_SCALES:
+        super().__init__(modalities, num_classes, 2, name)
+        self.padding_mode: PaddingMode = padding_mode
+        self.translation: CrossModalTranslation | None = None
+        self.embedding_heads: EmbeddingHeads | None = None
+        self.alignment_level = 0
+        self.psa_features: Literal['specific', 'shared'] = 'specific'
+
+    def set_alignment(
+        self, level: int, features: Literal['specific', 'shared']
+    ) -> None:
+        """Choose the scale and the features the PSA embedding heads read.
+
+        Args:
+            level: Decoder scale, 0 = finest (negative counts from the coarsest).
+            features: ``'specific'`` (``s_m``) or ``'shared'`` (``h_m``).
+
+        Raises:
+            ConfigurationError: If *level* or *features* is invalid.
+        """
+        if not -NUM_DECODER_SCALES <= level < NUM_DECODER_SCALES:
             raise ConfigurationError(
                 f'alignment_level must index one of the {NUM_DECODER_SCALES} decoder '
-                f'scales (0 = finest), got {alignment_level}.'
+                f'scales (0 = finest), got {level}.'
             )
-        self.modalities: dict[str, int] = dict(modalities)
-        self.num_classes = num_classes
-        self.padding_mode: PaddingMode = padding_mode
-        self.alignment_level = alignment_level % NUM_DECODER_SCALES
-        if psa_features not in ('specific', 'shared'):
+        if features not in ('specific', 'shared'):
             raise ConfigurationError(
-                f"psa_features must be 'specific' or 'shared', got {psa_features!r}."
+                f"psa_features must be 'specific' or 'shared', got {features!r}."
             )
-        self.psa_features = psa_features
-        names = list(self.modalities)
-
-        self.specific_encoders = SpecificEncoders(
-            self.modalities, backbone, encoder_depth, weights
-        )
-        channels = self.specific_encoders.out_channels
-        self.output_stride = self.specific_encoders.output_stride
-        self.shared_encoder: SharedEncoder = build_shared_encoder(
-            shared_encoder,
-            self.modalities,
-            backbone,
-            encoder_depth,
-            weights,
-            channels,
-            stem_channels,
-            self.output_stride,
-        )
-        shared_channels = self.shared_encoder.out_channels
-        self.translation = (
-            CrossModalTranslation(
-                names, channels, translator_channels, translator_blocks
-            )
-            if translation
-            else None
-        )
-        self.fusion: SCSEFusion | ResidualFusion
-        if fusion == 'scse':
-            self.fusion = SCSEFusion(len(names), channels, shared_channels)
-        else:
-            self.fusion = ResidualFusion(len(names), channels, shared_channels)
-        self.embedding_heads = (
-            EmbeddingHeads(
-                names,
-                (channels if psa_features == 'specific' else shared_channels)[
-                    self.alignment_level
-                ],
-                embedding_dim,
-            )
-            if embedding_dim is not None
-            else None
-        )
-        self.decoder = FPNSegmentationDecoder(
-            self.fusion.out_channels,
-            num_classes,
-            decoder_channels,
-            decoder_segmentation_channels,
-            dropout,
-        )
-        # Channels-last weights: oneDNN and cuDNN run these convolutions
-        # fastest in NHWC (about 10 % of a CPU training step here).
-        self.to(memory_format=torch.channels_last)
+        self.alignment_level = level % NUM_DECODER_SCALES
+        self.psa_features = features
 
     @property
-    def modality_names(self) -> list[str]:
-        """Modality names in the model's order (the columns of ``available``)."""
-        return list(self.modalities)
+    def output_stride(self) -> int:
+        """Stride of the coarsest encoder scale; inputs are padded to a multiple."""
+        return self.specific_encoders.output_stride
 
     def forward(
         self,
@@ -268,16 +181,7 @@ class SharedSpecificSegmenter(nn.Module):
         specific = _full_batch(specific_sub, index, state.batch_size)
         shared = _full_batch(shared_sub, index, state.batch_size)
         translated = self._translate(state, specific, specific_sub, index, training)
-        fused_specific, fused_shared = self._recover(
-            state, specific, shared, translated
-        )
-
-        padded = self._padded_size(state)
-        logits = self.decoder(
-            self.fusion(fused_specific, fused_shared),
-            padded,
-            (state.height, state.width),
-        )
+        logits = self._segment(state, specific, shared, translated)
         output = SegmentationOutput(logits=logits, available=state.available)
         if alignment:
             embedded = specific_sub if self.psa_features == 'specific' else shared_sub
@@ -293,12 +197,11 @@ class SharedSpecificSegmenter(nn.Module):
         """Logits of one batch under several availabilities, encoding it once.
 
         Evaluating every missing-modality scenario with :meth:`forward` runs
-        each modality's encoder once per scenario that keeps it (12 encoder
-        passes for the 7 scenarios of 3 modalities); here each runs once and
-        only translation, fusion and decoding are repeated. In evaluation mode
-        a sample's specific and shared features do not depend on the other
-        modalities or on its batch-mates, so the result equals calling
-        :meth:`forward` per scenario.
+        each modality's encoder once per scenario that keeps it; here each
+        runs once and only translation, fusion and decoding are repeated. In
+        evaluation mode a sample's specific and shared features do not depend
+        on the other modalities or on its batch-mates, so the result equals
+        calling :meth:`forward` per scenario.
 
         Args:
             inputs: Modality name to images ``(B, C_m, H, W)``.
@@ -326,7 +229,6 @@ class SharedSpecificSegmenter(nn.Module):
         specific = _full_batch(specific_sub, index, state.batch_size)
         shared = _full_batch(shared_sub, index, state.batch_size)
         names = self.modality_names
-        padded = self._padded_size(state)
         results = []
         for mask in scenarios:
             mask = mask.to(torch.bool)
@@ -358,17 +260,38 @@ class SharedSpecificSegmenter(nn.Module):
                 n: [take_rows(f, rows_index) for f in shared[n]] for n in used
             }
             translated = self._translate(sub_state, sub_specific, {}, {}, False)
-            fused_specific, fused_shared = self._recover(
-                sub_state, sub_specific, sub_shared, translated
-            )
             results.append(
-                self.decoder(
-                    self.fusion(fused_specific, fused_shared),
-                    padded,
-                    (state.height, state.width),
-                )
+                self._segment(sub_state, sub_specific, sub_shared, translated)
             )
         return results
+
+    def _segment(
+        self,
+        state: Availability,
+        specific: Mapping[str, Pyramid],
+        shared: Mapping[str, Pyramid],
+        translated: Mapping[tuple[str, str], Pyramid],
+    ) -> Tensor:
+        """Recover the missing features, fuse every modality's and decode.
+
+        Args:
+            state: The batch's availability.
+            specific: Full-batch specific features per encoded modality.
+            shared: Full-batch shared features per encoded modality.
+            translated: Translated features (see :meth:`_translate`).
+
+        Returns:
+            Logits ``(B, K, H, W)``.
+        """
+        fused_specific, fused_shared = self._recover(
+            state, specific, shared, translated
+        )
+        logits: Tensor = self.decoder(
+            self.fusion(fused_specific, fused_shared),
+            self._padded_size(state),
+            (state.height, state.width),
+        )
+        return logits
 
     def _padded_size(self, state: Availability) -> tuple[int, int]:
         """Input size padded to the encoder stride."""

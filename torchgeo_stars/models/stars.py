@@ -3,8 +3,12 @@
 from collections.abc import Mapping
 from typing import Literal
 
-from .decoder import PaddingMode
+from .decoder import FPNSegmentationDecoder, PaddingMode
+from .embedding import EmbeddingHeads
+from .encoders import SpecificEncoders, build_shared_encoder
+from .fusion import SCSEFusion
 from .shared_specific import SharedSpecificSegmenter
+from .translation import CrossModalTranslation
 
 
 class STARS(SharedSpecificSegmenter):
@@ -37,21 +41,21 @@ class STARS(SharedSpecificSegmenter):
     Shared encoder (*shared_encoder*): by default ``'light'``, a small
     plain-conv pyramid (:class:`SharedConvPyramid`: per-modality stride-2
     stems, then four stride-2 conv - BN - ReLU stages shared by all
-    modalities, 0.4 M parameters) run on the images, all modalities stacked
-    along the batch in one pass. An encoder name of segmentation-models-pytorch
-    / timm (e.g. ``'tu-lcnet_050'``) puts that encoder behind the stems
-    instead, ``'backbone'`` a shared copy of the specific encoders'
-    architecture, and ``'projection'`` replaces the shared backbone by
-    per-scale 1x1 conv - BN - ReLU projections of the specific features. On
-    the accuracy benchmark (400 steps, 3 seeds, mIoU averaged over the seven
-    modality subsets) ``'light'`` is the most accurate of these (40.0,
-    against 39.6 for a shared resnet18, 38.6 for LCNet-0.5 and 37.5 for the
-    projection; see ``benchmarks/README.md``). A full shared backbone runs
-    ``2 M`` backbones per step instead of ``M`` (about 4.2x an early-fusion
-    FPN step with three modalities, resnet18, batch 8 at 128 px), far over
-    the 2.5x step-time budget that ``'light'`` keeps (2.42x). For the same
+    modalities) run on the images, all modalities stacked along the batch in
+    one pass. An encoder name of segmentation-models-pytorch / timm (e.g.
+    ``'tu-lcnet_050'``) puts that encoder behind the stems instead,
+    ``'backbone'`` a shared copy of the specific encoders' architecture, and
+    ``'projection'`` replaces the shared backbone by per-scale 1x1 conv - BN -
+    ReLU projections of the specific features. ``'light'`` is the default: the
+    cheapest shared encoder on the images (a full shared backbone runs ``2 M``
+    backbones per step instead of ``M``) and, on the accuracy benchmark, the
+    most accurate. For the same
     reason the translators are light inverted bottlenecks (1x1, depthwise
-    3x3, 1x1) rather than dense 3x3 blocks.
+    3x3, 1x1) rather than dense 3x3 blocks. How the choices compare in
+    accuracy and step time is measured in :doc:`/benchmarks`; the method is
+    :doc:`/method`.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(
@@ -102,9 +106,8 @@ class STARS(SharedSpecificSegmenter):
                 scale.
             embedding_dim: Size ``D`` of the PSA pixel embeddings.
             alignment_level: Decoder scale of the embeddings, 0 = finest
-                (stride 4 with ``encoder_depth=5``); default 1 (stride 8). On
-                the accuracy benchmark stride 4 was 1.2 mIoU lower and no
-                better on the rarest class (``benchmarks/README.md``).
+                (stride 4 with ``encoder_depth=5``); default 1 (stride 8),
+                chosen on the accuracy benchmark (:doc:`/benchmarks`).
             psa_features: Features the PSA embedding heads read: the
                 specific ``s_m`` or the shared ``h_m``.
             dropout: Spatial dropout of the FPN decoder.
@@ -119,24 +122,37 @@ class STARS(SharedSpecificSegmenter):
             ConfigurationError: If an argument is invalid (fewer than two
                 modalities, unknown encoder, bad depth or level).
         """
-        super().__init__(
-            modalities,
+        super().__init__(modalities, num_classes, padding_mode, 'STARS')
+        self.set_alignment(alignment_level, psa_features)
+        names = self.modality_names
+        self.specific_encoders = SpecificEncoders(
+            self.modalities, backbone, encoder_depth, weights
+        )
+        channels = self.specific_encoders.out_channels
+        self.shared_encoder = build_shared_encoder(
+            shared_encoder,
+            self.modalities,
+            backbone,
+            encoder_depth,
+            weights,
+            channels,
+            stem_channels,
+            self.output_stride,
+        )
+        shared_channels = self.shared_encoder.out_channels
+        if translation:
+            self.translation = CrossModalTranslation(
+                names, channels, translator_channels, translator_blocks
+            )
+        self.fusion = SCSEFusion(len(names), channels, shared_channels)
+        embedded = channels if psa_features == 'specific' else shared_channels
+        self.embedding_heads = EmbeddingHeads(
+            names, embedded[self.alignment_level], embedding_dim
+        )
+        self.decoder = FPNSegmentationDecoder(
+            self.fusion.out_channels,
             num_classes,
-            backbone=backbone,
-            weights=weights,
-            shared_encoder=shared_encoder,
-            encoder_depth=encoder_depth,
-            decoder_channels=decoder_channels,
-            decoder_segmentation_channels=decoder_segmentation_channels,
-            dropout=dropout,
-            stem_channels=stem_channels,
-            padding_mode=padding_mode,
-            fusion='scse',
-            translation=translation,
-            translator_channels=translator_channels,
-            translator_blocks=translator_blocks,
-            embedding_dim=embedding_dim,
-            alignment_level=alignment_level,
-            psa_features=psa_features,
-            model_name='STARS',
+            decoder_channels,
+            decoder_segmentation_channels,
+            dropout,
         )

@@ -63,6 +63,8 @@ class TranslatorBank(nn.Module):
     source are evaluated together (grouped convolutions) to save kernel
     launches; their weights are independent.
 
+    .. versionadded:: 0.1
+
     Attributes:
         targets: Target modality names, in output order.
         scales: One module per decoder scale.
@@ -121,6 +123,8 @@ class TranslatorBank(nn.Module):
 
 class CrossModalTranslation(nn.Module):
     """All translators ``T_ij`` for every ordered pair of distinct modalities.
+
+    .. versionadded:: 0.1
 
     Attributes:
         banks: Source modality name to its :class:`TranslatorBank`.

@@ -1,19 +1,23 @@
 """Lightning tasks: STARS training and missing-modality evaluation."""
 
 from .metrics import SegmentationScores, format_scenario_table, scores_from_confusion
+from .objective import LossTerms, compose_losses
 from .scenarios import (
+    ScenarioMetrics,
     modality_scenarios,
     scenario_availability,
     scenario_name,
     scenario_names,
 )
-from .segmentation import STARSSegmentationTask, modality_dropout
+from .segmentation import STARSSegmentationTask
 
 __all__ = [
+    'LossTerms',
     'STARSSegmentationTask',
+    'ScenarioMetrics',
     'SegmentationScores',
+    'compose_losses',
     'format_scenario_table',
-    'modality_dropout',
     'modality_scenarios',
     'scenario_availability',
     'scenario_name',

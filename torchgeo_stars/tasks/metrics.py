@@ -14,6 +14,7 @@ Definitions, for a confusion matrix ``C`` (rows: truth, columns: prediction):
   left out of the means.
 """
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,8 @@ from torch import Tensor
 @dataclass(frozen=True)
 class SegmentationScores:
     """Scores of one scenario.
+
+    .. versionadded:: 0.1
 
     Attributes:
         overall_accuracy: Fraction of correctly classified labelled pixels.
@@ -97,3 +100,17 @@ def format_scenario_table(
             row += f'  {100 * value:10.2f}'
         lines.append(row)
     return '\n'.join(lines)
+
+
+def write_lines(text: str) -> None:
+    """Write whole lines to standard output in one call, and flush.
+
+    Lightning's rich progress bar proxies stdout, and in Jupyter a partial
+    line in its buffer recurses without end (rich issue #3390); ``print()``
+    writes the text and its newline separately, this writes them at once.
+
+    Args:
+        text: The text, ending with a newline.
+    """
+    sys.stdout.write(text)
+    sys.stdout.flush()

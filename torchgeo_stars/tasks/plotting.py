@@ -1,6 +1,7 @@
 """Figures of a sample: each modality, the label, and a prediction per scenario."""
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -8,6 +9,8 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torch import Tensor
+
+from ..datasets.keys import MASK, image_key
 
 
 def default_colors(num_classes: int) -> list[tuple[int, int, int]]:
@@ -106,3 +109,34 @@ def plot_scenarios(
     figure.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8))
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     return figure
+
+
+def plot_first_sample(
+    batch: Mapping[str, Any],
+    available: Tensor,
+    predictions: Mapping[str, Tensor],
+    modalities: Sequence[str],
+    class_names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]] | None = None,
+) -> Figure:
+    """Plot a batch's first sample with :func:`plot_scenarios`.
+
+    Args:
+        batch: A collated batch in the sample format.
+        available: Its ``(B, M)`` availability, columns in *modalities* order.
+        predictions: Scenario name to the first sample's ``(H, W)`` prediction.
+        modalities: Modality names in the model's order.
+        class_names: Class names, for the legend.
+        colors: RGB colour per class (0..255).
+
+    Returns:
+        The figure (the caller closes it).
+    """
+    images = {
+        name: batch[image_key(name)][0]
+        for name in modalities
+        if image_key(name) in batch
+    }
+    flags = {name: bool(available[0, index]) for index, name in enumerate(modalities)}
+    mask = batch[MASK][0] if MASK in batch else None
+    return plot_scenarios(images, mask, predictions, class_names, colors, flags)

@@ -1,6 +1,5 @@
 """STARSSegmentationTask: training and missing-modality evaluation in Lightning."""
 
-import sys
 from typing import Any, Literal
 
 import lightning.pytorch.utilities.types
@@ -10,53 +9,25 @@ from torch import Tensor
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchgeo.tasks import BaseTask
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassConfusionMatrix
 
-from ..datasets.keys import AVAILABLE, MASK, SHARED_KEYS, image_key
-from ..errors import ConfigurationError
+from ..datasets.keys import MASK, SHARED_KEYS
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
-from ..models import SegmentationOutput, build_model
-from ..models.shared_specific import SharedSpecificSegmenter
-from .metrics import SegmentationScores, format_scenario_table, scores_from_confusion
-from .plotting import default_colors, plot_scenarios
-from .scenarios import modality_scenarios, scenario_availability, scenario_name
-
-#: Key under which the task keeps its extra state in a checkpoint.
-CHECKPOINT_KEY = 'torchgeo_stars'
-
-
-def modality_dropout(
-    available: Tensor, p_drop: float, generator: torch.Generator | None = None
-) -> Tensor:
-    """Choose modalities to drop, keeping at least one per sample.
-
-    Each available modality of each sample is dropped with probability
-    *p_drop*; a sample that would lose all of them keeps one, chosen uniformly
-    among its available modalities.
-
-    Args:
-        available: Boolean ``(B, M)`` availability.
-        p_drop: Probability of dropping each available modality.
-        generator: Optional random generator, for reproducibility.
-
-    Returns:
-        Boolean ``(B, M)`` mask of dropped modalities, a subset of *available*.
-    """
-    if p_drop <= 0:
-        return torch.zeros_like(available)
-    draw = torch.rand(available.shape, generator=generator, device='cpu')
-    dropped = (draw.to(available.device) < p_drop) & available
-    lost_all = available.any(dim=1) & ~(available & ~dropped).any(dim=1)
-    if lost_all.any():
-        # Keep the available modality with the smallest draw: uniform among them.
-        scores = torch.where(available, draw.to(available.device), torch.inf)
-        keep = torch.nn.functional.one_hot(scores.argmin(dim=1), available.shape[1])
-        dropped = torch.where(lost_all[:, None], dropped & ~keep.bool(), dropped)
-    return dropped
+from ..models import SegmentationOutput, build_model, modality_dropout
+from .checkpoint import DataMetadataHooks
+from .checks import (
+    batch_inputs,
+    batch_labels,
+    check_datamodule_modalities,
+    check_labels,
+    check_task_arguments,
+)
+from .metrics import SegmentationScores, write_lines
+from .objective import LossTerms, compose_losses
+from .plotting import default_colors, plot_first_sample
+from .scenarios import ScenarioMetrics
 
 
-class STARSSegmentationTask(BaseTask):
+class STARSSegmentationTask(DataMetadataHooks, BaseTask):
     """Missing-modality multimodal semantic segmentation (STARS and baselines).
 
     Trains :class:`~torchgeo_stars.models.STARS` (or a baseline, chosen by
@@ -70,18 +41,20 @@ class STARSSegmentationTask(BaseTask):
     sampling alignment), with modality dropout during training.
 
     Validation and test evaluate every missing-modality scenario (every
-    non-empty subset of the modalities) on the same batches and log, per
-    scenario ``S`` (modality names joined with ``+``), ``{stage}/{S}/OA``,
-    ``/mIoU``, ``/mF1`` and per-class ``/IoU/{class}`` and ``/F1/{class}``.
-    The monitored metric, ``val_mIoU``, is the mean of the scenarios' mIoU,
-    so checkpoints favour models that are good whichever modality is missing;
-    ``{stage}_mIoU_full`` is the mIoU with every modality present.
+    non-empty subset of the modalities) on the same batches and log each
+    scenario's scores (:class:`~torchgeo_stars.tasks.ScenarioMetrics`). The
+    monitored metric, ``val_mIoU``, is the mean of the scenarios' mIoU, so
+    checkpoints favour models that are good whichever modality is missing.
+    The checkpoint also keeps the training data's normalisation statistics
+    (:class:`~torchgeo_stars.tasks.checkpoint.DataMetadataHooks`).
 
     Baselines (same data, same metrics): ``model='early_fusion'`` with
     ``p_drop=0`` is channel concatenation with zero-filled missing modalities,
     with ``p_drop>0`` it is ModDrop; ``model='shaspec'`` is ShaSpec-style
-    shared/specific fusion. The STARS ablations are ``stop_gradient=False``,
+    shared-specific fusion. The STARS ablations are ``stop_gradient=False``,
     ``psa_sampling='random'``, ``lambda_psa=0`` and ``translation=False``.
+
+    .. versionadded:: 0.1
     """
 
     monitor = 'val_mIoU'
@@ -127,13 +100,11 @@ class STARSSegmentationTask(BaseTask):
             weights: Pretrained encoder weights name, or None for random
                 initialisation. Not saved in the checkpoint: the checkpoint
                 holds the trained weights.
-            shared_encoder: How STARS computes shared features: ``'light'``
-                (default: a small conv pyramid on the images whose stages all
-                modalities share), the encoder name of a shared backbone
-                (e.g. ``'tu-lcnet_050'``), ``'backbone'`` (a shared copy of
-                *backbone*) or ``'projection'`` (shared projections of the
-                specific features). The ShaSpec baseline keeps its own shared
-                backbone unless ``model_kwargs`` says otherwise.
+            shared_encoder: How STARS computes shared features (``'light'``,
+                an encoder name, ``'backbone'`` or ``'projection'``: see
+                :class:`~torchgeo_stars.models.STARS`). The ShaSpec baseline
+                keeps its own shared backbone unless ``model_kwargs`` says
+                otherwise.
             translation: Whether STARS recovers missing modalities by
                 translation (False: zero-filled, the no-translation ablation).
             class_names: Class names for logs, plots and GeoTIFF metadata;
@@ -162,41 +133,21 @@ class STARSSegmentationTask(BaseTask):
         Raises:
             ConfigurationError: If the arguments are inconsistent.
         """
-        if not modalities:
-            raise ConfigurationError('modalities: give at least one modality.')
-        if any(bands < 1 for bands in modalities.values()):
-            raise ConfigurationError(
-                f'modalities: every band count must be positive, got {modalities}.'
-            )
-        if num_classes < 2:
-            raise ConfigurationError(f'num_classes must be >= 2, got {num_classes}.')
-        if class_names is not None and len(class_names) != num_classes:
-            raise ConfigurationError(
-                f'class_names has {len(class_names)} names but num_classes is '
-                f'{num_classes}.'
-            )
-        if class_colors is not None and len(class_colors) != num_classes:
-            raise ConfigurationError(
-                f'class_colors has {len(class_colors)} colours but num_classes is '
-                f'{num_classes}.'
-            )
-        if class_weights is not None and len(class_weights) != num_classes:
-            raise ConfigurationError(
-                f'class_weights has {len(class_weights)} values but num_classes is '
-                f'{num_classes}.'
-            )
-        if not 0 <= p_drop < 1:
-            raise ConfigurationError(f'p_drop must be in [0, 1), got {p_drop}.')
+        check_task_arguments(
+            modalities, num_classes, class_names, class_colors, class_weights, p_drop
+        )
         self.weights = weights
-        self.scenario_scores: dict[str, dict[str, SegmentationScores]] = {}
-        self.data_statistics: dict[str, Any] | None = None
-        self.reader_options: dict[str, dict[str, Any]] | None = None
         super().__init__()
 
     @property
     def modality_names(self) -> list[str]:
         """Modality names in the model's order."""
         return list(self.hparams['modalities'])
+
+    @property
+    def scenario_scores(self) -> dict[str, dict[str, SegmentationScores]]:
+        """Stage to the last computed scores, per scenario name."""
+        return self.scenario_metrics.scores
 
     @property
     def class_names(self) -> list[str]:
@@ -251,20 +202,11 @@ class STARSSegmentationTask(BaseTask):
 
     def configure_metrics(self) -> None:
         """One confusion matrix per (stage, scenario)."""
-        hparams = self.hparams
-        self.scenarios = modality_scenarios(self.modality_names)
-        self.stage_metrics = torch.nn.ModuleDict()
-        for stage in ('val', 'test'):
-            self.stage_metrics[stage] = MetricCollection(
-                {
-                    scenario_name(subset): MulticlassConfusionMatrix(
-                        num_classes=hparams['num_classes'],
-                        ignore_index=hparams['ignore_index'],
-                    )
-                    for subset in self.scenarios
-                },
-                compute_groups=False,
-            )
+        self.scenario_metrics = ScenarioMetrics(
+            self.modality_names,
+            self.hparams['num_classes'],
+            self.hparams['ignore_index'],
+        )
 
     def configure_optimizers(
         self,
@@ -290,100 +232,38 @@ class STARSSegmentationTask(BaseTask):
             },
         }
 
-    # ------------------------------------------------------------------ inputs
-
-    def _inputs(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
-        """Check a batch against the configuration and split out the inputs.
-
-        Args:
-            batch: A collated sample dictionary.
-
-        Returns:
-            Modality inputs and their ``(B, M)`` availability.
-
-        Raises:
-            ConfigurationError: If a modality's band count differs from the
-                configuration, no configured modality is in the batch, or a
-                label is not a valid class.
-        """
-        inputs: dict[str, Tensor] = {}
-        for name, bands in self.hparams['modalities'].items():
-            key = image_key(name)
-            if key not in batch:
-                continue
-            image = batch[key]
-            if image.ndim != 4 or image.shape[1] != bands:
-                raise ConfigurationError(
-                    f"modality '{name}': the model expects {bands} band(s) but the "
-                    f'data gives {tuple(image.shape[1:-2])} (tensor shape '
-                    f'{tuple(image.shape)}); set modalities.{name} to the number of '
-                    'bands of the data.'
-                )
-            inputs[name] = image
-        if not inputs:
-            present = sorted(key for key in batch if key.startswith('image'))
-            raise ConfigurationError(
-                f'none of the configured modalities {self.modality_names} is in the '
-                f'data (its image keys are {present}); make the modalities of the '
-                'model and the data agree.'
-            )
-        reference = next(iter(inputs.values()))
-        batch_size = reference.shape[0]
-        if AVAILABLE in batch:
-            available = batch[AVAILABLE].to(torch.bool)
-            if available.shape != (batch_size, len(self.modality_names)):
-                raise ConfigurationError(
-                    f"the data's 'available' flags have shape "
-                    f'{tuple(available.shape)} but the model has '
-                    f'{len(self.modality_names)} modalities {self.modality_names}; '
-                    'make the modalities of the model and the data agree.'
-                )
-        else:
-            available = torch.ones(
-                batch_size,
-                len(self.modality_names),
-                dtype=torch.bool,
-                device=reference.device,
-            )
-        in_batch = torch.tensor(
-            [name in inputs for name in self.modality_names], device=available.device
-        )
-        return inputs, available & in_batch
-
     def _target(self, batch: dict[str, Any]) -> Tensor:
-        """Return the batch's labels after checking them against ``num_classes``.
+        """The batch's ``(B, H, W)`` labels, their values checked if on the host."""
+        labels, hparams = batch_labels(batch), self.hparams
+        if labels.device.type == 'cpu':  # else on_before_batch_transfer did
+            check_labels(labels, hparams['num_classes'], hparams['ignore_index'])
+        return labels
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Check the labels on the host: on a device every step would wait for it."""
+        if self.device.type != 'cpu' and isinstance(batch, dict) and MASK in batch:
+            self._target(batch)
+        return batch
+
+    def compute_losses(self, output: SegmentationOutput, target: Tensor) -> LossTerms:
+        """The training loss of a model output and its terms (:func:`compose_losses`).
 
         Args:
-            batch: A collated sample dictionary.
+            output: The model's output.
+            target: ``(B, H, W)`` labels.
 
         Returns:
-            ``(B, H, W)`` int64 labels.
-
-        Raises:
-            ConfigurationError: If there is no mask or a label is out of range.
+            The total and its terms.
         """
-        if MASK not in batch:
-            raise ConfigurationError(
-                "the data has no 'mask': training and evaluation need labels; "
-                'give the datamodule a mask path.'
-            )
-        mask: Tensor = batch[MASK].long()
-        if mask.ndim == 4 and mask.shape[1] == 1:
-            mask = mask[:, 0]
-        ignore = self.hparams['ignore_index']
-        labels = mask if ignore is None else mask[mask != ignore]
-        if labels.numel() and (
-            labels.max() >= self.hparams['num_classes'] or labels.min() < 0
-        ):
-            raise ConfigurationError(
-                f'the labels hold values from {int(labels.min())} to '
-                f'{int(labels.max())} but num_classes is '
-                f'{self.hparams["num_classes"]}; raise num_classes or set '
-                'ignore_index for the value that marks unlabelled pixels.'
-            )
-        return mask
-
-    # ---------------------------------------------------------------- training
+        return compose_losses(
+            output,
+            target,
+            self.segmentation_loss,
+            self.translation_loss,
+            self.psa_loss,
+            self.hparams['lambda_tr'],
+            self.hparams['lambda_psa'],
+        )
 
     def training_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -398,98 +278,30 @@ class STARSSegmentationTask(BaseTask):
         Returns:
             The total loss.
         """
-        inputs, available = self._inputs(batch)
+        inputs, available = batch_inputs(batch, self.hparams['modalities'])
         target = self._target(batch)
         dropped = modality_dropout(available, self.hparams['p_drop'])
         alignment = self.hparams['lambda_tr'] > 0 or self.hparams['lambda_psa'] > 0
         output: SegmentationOutput = self.model(
             inputs, available, dropped=dropped, return_alignment=alignment
         )
-        loss_seg = self.segmentation_loss(output.logits, target)
-        loss = loss_seg
+        losses = self.compute_losses(output, target)
         batch_size = target.shape[0]
-        self.log('train_loss_seg', loss_seg, batch_size=batch_size)
-        if output.translated and self.hparams['lambda_tr'] > 0:
-            loss_tr = self.translation_loss(
-                output.translated, output.specific, output.available
-            )
-            loss = loss + self.hparams['lambda_tr'] * loss_tr
-            self.log('train_loss_tr', loss_tr, batch_size=batch_size)
-        if output.embeddings and self.hparams['lambda_psa'] > 0:
-            loss_psa = self.psa_loss(output.embeddings, target, output.available)
-            loss = loss + self.hparams['lambda_psa'] * loss_psa
-            self.log('train_loss_psa', loss_psa, batch_size=batch_size)
-        self.log('train_loss', loss, batch_size=batch_size, prog_bar=True)
-        total: Tensor = loss
-        return total
-
-    # -------------------------------------------------------------- evaluation
+        terms = {'seg': losses.segmentation, 'tr': losses.translation}
+        for name, term in {**terms, 'psa': losses.psa}.items():
+            if term is not None:
+                self.log(f'train_loss_{name}', term, batch_size=batch_size)
+        self.log('train_loss', losses.total, batch_size=batch_size, prog_bar=True)
+        return losses.total
 
     def _evaluate(self, stage: str, batch: Any, batch_idx: int) -> None:
-        """Update every scenario's confusion matrix with one batch.
-
-        Args:
-            stage: ``'val'`` or ``'test'``.
-            batch: The output of the DataLoader.
-            batch_idx: Index of the batch in the epoch.
-        """
-        inputs, available = self._inputs(batch)
-        target = self._target(batch)
-        metrics: MetricCollection = self.stage_metrics[stage]  # type: ignore[assignment]
-        predictions: dict[str, Tensor] = {}
-        masks = [
-            scenario_availability(available, self.modality_names, subset)
-            for subset in self.scenarios
-        ]
-        logits_per_scenario = self._scenario_logits(inputs, available, masks)
-        for subset, keep, logits in zip(
-            self.scenarios, masks, logits_per_scenario, strict=True
-        ):
-            name = scenario_name(subset)
-            rows = keep.any(dim=1)
-            if not rows.any():
-                continue
-            predicted = logits.argmax(dim=1)
-            metrics[name].update(predicted, target[rows])
-            if bool(rows[0]):
-                predictions[name] = predicted[0]
+        """Add one batch to every scenario's scores (and log its figure)."""
+        inputs, available = batch_inputs(batch, self.hparams['modalities'])
+        predictions = self.scenario_metrics.evaluate(
+            stage, self.model, inputs, available, self._target(batch)
+        )
         if stage == 'val' and batch_idx == 0:
             self._log_figure(batch, available, predictions)
-
-    def _scenario_logits(
-        self, inputs: dict[str, Tensor], available: Tensor, masks: list[Tensor]
-    ) -> list[Tensor]:
-        """Logits of the rows each scenario mask keeps, in batch order.
-
-        Shared-specific models encode the batch once for all scenarios
-        (:meth:`~torchgeo_stars.models.STARS.forward_scenarios`); others run
-        once per scenario on its rows and modalities.
-
-        Args:
-            inputs: Modality name to images.
-            available: Boolean ``(B, M)`` availability.
-            masks: Per scenario, the modalities it uses ``(B, M)``.
-
-        Returns:
-            Per scenario, logits of the rows with at least one modality.
-        """
-        if isinstance(self.model, SharedSpecificSegmenter):
-            return self.model.forward_scenarios(inputs, available, masks)
-        results = []
-        for keep in masks:
-            rows = keep.any(dim=1)
-            columns = keep.any(dim=0).tolist()
-            scenario_inputs = {
-                name: inputs[name][rows]
-                for name, used in zip(self.modality_names, columns, strict=True)
-                if used and name in inputs
-            }
-            if not scenario_inputs:
-                results.append(torch.empty(0))
-                continue
-            output: SegmentationOutput = self.model(scenario_inputs, keep[rows])
-            results.append(output.logits)
-        return results
 
     def validation_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -513,106 +325,41 @@ class STARSSegmentationTask(BaseTask):
         """
         self._evaluate('test', batch, batch_idx)
 
-    def _log_scores(self, stage: str) -> None:
-        """Compute, log and reset every scenario's scores.
-
-        Args:
-            stage: ``'val'`` or ``'test'``.
-        """
-        metrics: MetricCollection = self.stage_metrics[stage]  # type: ignore[assignment]
-        scores: dict[str, SegmentationScores] = {}
-        values: dict[str, float] = {}
-        for subset in self.scenarios:
-            name = scenario_name(subset)
-            metric = metrics[name]
-            if not metric.update_called:
-                continue
-            score = scores_from_confusion(metric.compute())
-            scores[name] = score
-            values[f'{stage}/{name}/OA'] = score.overall_accuracy
-            values[f'{stage}/{name}/mIoU'] = score.miou
-            values[f'{stage}/{name}/mF1'] = score.mf1
-            for class_name, iou, f1 in zip(
-                self.class_names, score.iou, score.f1, strict=True
-            ):
-                values[f'{stage}/{name}/IoU/{class_name}'] = iou
-                values[f'{stage}/{name}/F1/{class_name}'] = f1
-        metrics.reset()
-        if not scores:
-            return
-        mious = torch.tensor([score.miou for score in scores.values()])
-        values[f'{stage}_mIoU'] = float(mious.nanmean())
-        full = scenario_name(self.modality_names)
-        if full in scores:
-            values[f'{stage}_mIoU_full'] = scores[full].miou
-        self.scenario_scores[stage] = scores
-        self.log_dict(values, sync_dist=False)
-
     def on_validation_epoch_end(self) -> None:
         """Log the validation scores of every scenario."""
-        self._log_scores('val')
+        self.log_dict(self.scenario_metrics.compute('val', self.class_names))
 
     def on_test_epoch_end(self) -> None:
         """Log the test scores of every scenario and print them as a table."""
-        self._log_scores('test')
+        self.log_dict(self.scenario_metrics.compute('test', self.class_names))
         if self.trainer.is_global_zero and 'test' in self.scenario_scores:
-            # One write of whole lines: Lightning's rich progress bar proxies
-            # stdout, and in Jupyter a partial line in its buffer recurses
-            # without end (rich issue #3390); print() writes the text and its
-            # newline separately.
-            table = self.scenario_table('test')
-            sys.stdout.write(
-                f'Test scores per missing-modality scenario (%):\n{table}\n'
-            )
-            sys.stdout.flush()
+            title = 'Test scores per missing-modality scenario (%)'
+            write_lines(f'{title}:\n{self.scenario_table("test")}\n')
 
     def scenario_table(self, stage: str = 'test') -> str:
-        """Format the last computed scores of *stage* as a table.
-
-        Args:
-            stage: ``'val'`` or ``'test'``.
-
-        Returns:
-            A plain-text table (percent), one row per scenario.
-        """
-        return format_scenario_table(
-            self.scenario_scores.get(stage, {}), self.class_names
-        )
+        """The last computed scores of *stage* (``'val'``, ``'test'``), as a table."""
+        return self.scenario_metrics.table(stage, self.class_names)
 
     def _log_figure(
         self, batch: dict[str, Any], available: Tensor, predictions: dict[str, Tensor]
     ) -> None:
-        """Log a figure of the batch's first sample to TensorBoard, if in use.
-
-        Args:
-            batch: The batch.
-            available: Its ``(B, M)`` availability.
-            predictions: Scenario name to the first sample's prediction.
-        """
+        """Log a figure of the batch's first sample to TensorBoard, if in use."""
         every = self.hparams['plot_every_n_epochs']
         if not every or self.current_epoch % every or self.trainer.sanity_checking:
             return
-        logger = self.logger
-        experiment = getattr(logger, 'experiment', None)
+        experiment = getattr(self.logger, 'experiment', None)
         if not hasattr(experiment, 'add_figure') or not self.trainer.is_global_zero:
             return
-        images = {
-            name: batch[image_key(name)][0]
-            for name in self.modality_names
-            if image_key(name) in batch
-        }
-        flags = {
-            name: bool(available[0, index])
-            for index, name in enumerate(self.modality_names)
-        }
-        mask = batch[MASK][0] if MASK in batch else None
-        figure = plot_scenarios(
-            images, mask, predictions, self.class_names, self.class_colors, flags
+        figure = plot_first_sample(
+            batch,
+            available,
+            predictions,
+            self.modality_names,
+            self.class_names,
+            self.class_colors,
         )
         experiment.add_figure('val/scenarios', figure, global_step=self.global_step)  # type: ignore[union-attr]
         plt.close(figure)
-
-    # --------------------------------------------------------------- predict
 
     def predict_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -629,15 +376,13 @@ class STARSSegmentationTask(BaseTask):
             ``probabilities`` ``(B, K, H, W)``, plus the batch's ``bounds`` and
             ``transform`` when it has them.
         """
-        inputs, available = self._inputs(batch)
+        inputs, available = batch_inputs(batch, self.hparams['modalities'])
         output: SegmentationOutput = self.model(inputs, available)
         result = {'probabilities': output.logits.softmax(dim=1)}
         for key in SHARED_KEYS:
             if key in batch:
                 result[key] = batch[key]
         return result
-
-    # ------------------------------------------------------------ checkpoint
 
     def setup(self, stage: str) -> None:
         """Check the model's modalities against the datamodule's, if it says.
@@ -649,74 +394,5 @@ class STARSSegmentationTask(BaseTask):
             ConfigurationError: If the datamodule declares other modalities,
                 another order or other band counts than ``modalities``.
         """
-        datamodule = (
-            getattr(self._trainer, 'datamodule', None) if self._trainer else None
-        )
-        try:
-            declared = getattr(datamodule, 'modalities', None)
-        except RuntimeError:  # not set up
-            declared = None
-        if not isinstance(declared, dict):
-            return
-        configured: dict[str, int] = dict(self.hparams['modalities'])
-        for name in configured:
-            if name not in declared:
-                raise ConfigurationError(
-                    f"modality '{name}' of the model is not in the data, which has "
-                    f'{list(declared)}; remove it from model modalities or give the '
-                    'datamodule a path for it.'
-                )
-        for name, bands in declared.items():
-            if name not in configured:
-                raise ConfigurationError(
-                    f"the data has modality '{name}' that the model lacks "
-                    f'(model modalities {list(configured)}); add {name}: {bands} to '
-                    'the model modalities.'
-                )
-            if configured[name] != bands:
-                raise ConfigurationError(
-                    f"modality '{name}': the model expects {configured[name]} band(s) "
-                    f'but the data has {bands}; set modalities.{name} to {bands}.'
-                )
-        if list(declared) != list(configured):
-            raise ConfigurationError(
-                f'the model lists its modalities as {list(configured)} but the data '
-                f'as {list(declared)}; list them in the same order.'
-            )
-
-    def on_fit_start(self) -> None:
-        """Take the datamodule's normalisation statistics, to save with the model."""
-        datamodule = getattr(self.trainer, 'datamodule', None)
-        statistics = getattr(datamodule, 'statistics', None)
-        if statistics:
-            self.data_statistics = {
-                name: stats.to_dict() if hasattr(stats, 'to_dict') else dict(stats)
-                for name, stats in statistics.items()
-            }
-        options = getattr(datamodule, 'reader_options', None)
-        if isinstance(options, dict):
-            self.reader_options = {name: dict(value) for name, value in options.items()}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the normalisation statistics and the package version.
-
-        Args:
-            checkpoint: The checkpoint being written.
-        """
-        from .. import __version__
-
-        checkpoint[CHECKPOINT_KEY] = {
-            'version': __version__,
-            'statistics': self.data_statistics,
-            'reader_options': self.reader_options,
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the normalisation statistics.
-
-        Args:
-            checkpoint: The checkpoint being read.
-        """
-        extra = checkpoint.get(CHECKPOINT_KEY) or {}
-        self.data_statistics = extra.get('statistics')
-        self.reader_options = extra.get('reader_options')
+        datamodule = getattr(self._trainer, 'datamodule', None)
+        check_datamodule_modalities(dict(self.hparams['modalities']), datamodule)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ._synthetic_grids import Grid, area_mean, majority, subsample_indices
-from ._synthetic_layout import Ground, smooth_noise, stream
+from ._grids import Grid, area_mean, majority, subsample_indices
+from ._layout import Ground, smooth_noise, stream
 
 Float = NDArray[np.float32]
 
@@ -35,7 +35,7 @@ _SPECTRA = np.array(
     ],
     dtype=np.float32,
 )
-# Canonical class -> optical appearance (see _synthetic_layout class codes).
+# Canonical class -> optical appearance (see _layout class codes).
 _OPTICAL_LOOK = np.array(
     [_PAVED, _PAVED, _GREEN, _GREEN, _DARK, _METAL, _SOIL, _GREEN], dtype=np.intp
 )

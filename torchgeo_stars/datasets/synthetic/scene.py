@@ -12,21 +12,21 @@ Classes, in index order for ``num_classes=8``; with fewer classes the kept
 ones keep this order and a dropped class's areas become ``low_vegetation``
 (the geometry is otherwise the same):
 
-=================  =======  ===================================================
-class              kept at  look-alike and the one modality that separates them
-=================  =======  ===================================================
-``impervious``     4+       roads, paving, parking lots
-``building``       4+       impervious: DSM only (same optics and SAR)
-``low_vegetation`` 4+       grass, meadows, gardens
-``tree``           6+       low vegetation: DSM only (same optics and SAR)
-``water``          5+       shadowed ground: SAR only (as dark optically, at
-                            terrain height in the DSM)
-``vehicle``        4+       rare small objects, under 1 % of pixels (one or
-                            two 10 m pixels each; ``vehicle_scale`` makes them
-                            larger but fewer: about 1.8 % at 3)
-``bare_soil``      7+       impervious: optics only (same SAR and height)
-``cropland``       8        low vegetation: SAR only (same optics and height)
-=================  =======  ===================================================
+==================  =======  ===================================================
+class               kept at  look-alike and the one modality that separates them
+==================  =======  ===================================================
+``impervious``      4+       roads, paving, parking lots
+``building``        4+       impervious: DSM only (same optics and SAR)
+``low_vegetation``  4+       grass, meadows, gardens
+``tree``            6+       low vegetation: DSM only (same optics and SAR)
+``water``           5+       shadowed ground: SAR only (as dark optically, at
+                             terrain height in the DSM)
+``vehicle``         4+       rare small objects, the rarest class (one or
+                             two 10 m pixels each; ``vehicle_scale`` makes them
+                             larger but fewer)
+``bare_soil``       7+       impervious: optics only (same SAR and height)
+``cropland``        8        low vegetation: SAR only (same optics and height)
+==================  =======  ===================================================
 """
 
 from __future__ import annotations
@@ -44,16 +44,10 @@ from numpy.typing import NDArray
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from ..errors import ConfigurationError
-from ._synthetic_grids import (
-    Bounds,
-    Grid,
-    grid_from_bounds,
-    local_scale,
-    reproject_bounds,
-)
-from ._synthetic_layout import Ground, build_ground
-from ._synthetic_render import (
+from ...errors import ConfigurationError
+from ._grids import Bounds, Grid, grid_from_bounds, local_scale, reproject_bounds
+from ._layout import Ground, build_ground
+from ._render import (
     DSM_NODATA,
     OPTICAL_SCALE,
     SAR_LOOKS,
@@ -127,6 +121,8 @@ _FILES = {
 @dataclass(frozen=True)
 class SyntheticScene:
     """Files and facts of a scene written by :func:`make_synthetic_scene`.
+
+    .. versionadded:: 0.1
 
     Attributes:
         root: directory the scene was written to.
@@ -390,11 +386,10 @@ def make_synthetic_scene(
             expressed in that CRS's units.
         vehicle_scale: factor on the vehicles' length and width, 0.5 to 4. At
             1 they are cars (11-18 m x 7 m: one or two label pixels, too small
-            for a stride-4 decoder to delineate) covering about 0.7 % of the
-            labels; their number falls as ``1 / vehicle_scale``, so at 3 they
-            are blocks of 33-54 m x 21 m (3-5 by 2 pixels) covering about
-            1.8 %: still the rarest class, but one a model can delineate (the
-            accuracy benchmark's ``--vehicle-scale``).
+            for a stride-4 decoder to delineate); their number falls as
+            ``1 / vehicle_scale``, so at 3 they are blocks of 33-54 m x 21 m
+            (3-5 by 2 pixels): still the rarest class, but one a model can
+            delineate (the accuracy benchmark's ``--vehicle-scale``).
         overwrite: replace the files of an existing scene in ``root``.
 
     Returns:
