@@ -402,7 +402,9 @@ def make_setting(args: argparse.Namespace) -> Setting:
     )
 
 
-def resolve_accelerator(accelerator: str, precision: str, devices: int, jobs: int) -> str:
+def resolve_accelerator(
+    accelerator: str, precision: str, devices: int, jobs: int
+) -> str:
     """Check the device options and turn ``auto`` into ``cpu`` or ``gpu``.
 
     Args:
@@ -1146,9 +1148,9 @@ def run_jobs(
     """
     runs = [(config, seed) for seed in setting.seeds for config in configs]
     visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-    gpus = (
-        visible.split(',') if visible else [str(i) for i in range(args.devices)]
-    )[: args.devices]
+    gpus = (visible.split(',') if visible else [str(i) for i in range(args.devices)])[
+        : args.devices
+    ]
     print(f'setting: {asdict(setting)}')
     print(
         f'{len(runs)} runs as {args.jobs} parallel processes of {threads} '
@@ -1232,9 +1234,7 @@ def publish(
     summary = aggregate(results, configs, scenarios)
     rare_label = f'IoU {payload["rarest_class"]} (rarest, all)'
     tables = {
-        metric: markdown_table(
-            summary, metric, configs, scenarios, rare_label, labels
-        )
+        metric: markdown_table(summary, metric, configs, scenarios, rare_label, labels)
         for metric in ('miou', 'mf1')
     }
     goals = check_goals(summary, configs, scenarios)
@@ -1262,7 +1262,7 @@ def publish(
                 [
                     f'TRUNCATED: {", ".join(f"{c} ({steps_text(s)} steps)" for c, s in truncated.items())}'
                     f' of {total_steps} asked (--max-time {setting.get("max_time")} min);'
-                    ' their scores are not comparable with complete runs',
+                    ' their scores are not comparable with complete runs'
                 ]
                 if truncated
                 else []
@@ -1279,9 +1279,7 @@ def publish(
             f'IoU per class (%), every modality ({scenarios[0]}), mean over '
             'seeds (runs that recorded it):',
             '',
-            class_table(
-                results, configs, payload['class_names'], scenarios[0], labels
-            ),
+            class_table(results, configs, payload['class_names'], scenarios[0], labels),
             '',
             'Training (means over seeds):',
             '',
@@ -1353,7 +1351,9 @@ def merge(
     publish(payload, output, jsonl)
 
 
-def merge_payloads(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+def merge_payloads(
+    parts: Sequence[dict[str, Any]], names: Sequence[str]
+) -> dict[str, Any]:
     """Pool the runs of result payloads of one setting.
 
     Runs are ordered as one process runs them (seed, then configuration in

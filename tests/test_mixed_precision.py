@@ -182,7 +182,9 @@ def smooth(rng: np.random.Generator, bands: int, size: int) -> np.ndarray:
     """Random fields smooth over a few pixels, like imagery."""
     coarse = torch.from_numpy(rng.normal(size=(1, bands, size // 8, size // 8)))
     fine = nn.functional.interpolate(coarse, size=(size, size), mode='bilinear')
-    return (fine[0] + 0.1 * torch.from_numpy(rng.normal(size=(bands, size, size)))).numpy()
+    return (
+        fine[0] + 0.1 * torch.from_numpy(rng.normal(size=(bands, size, size)))
+    ).numpy()
 
 
 def test_bf16_inference_gives_the_float32_classes(tmp_path: Path) -> None:
