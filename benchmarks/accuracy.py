@@ -350,6 +350,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help='append one JSON line per run (with device, torch, precision)',
     )
+    parser.add_argument(
+        '--parts-dir',
+        type=Path,
+        help="with --jobs: keep each run's result files here (default: a "
+        'temporary folder), so that --merge can join the finished ones if the '
+        'command is killed',
+    )
     return parser.parse_args(argv)
 
 
@@ -1129,7 +1136,8 @@ def run_jobs(
     """Run every configuration x seed as ``--jobs`` parallel processes, then merge.
 
     Every process is this script with one configuration and one seed, writing
-    its own result file in a temporary folder; the files are joined as
+    its own result file in a temporary folder (or ``--parts-dir``), named
+    ``CONFIG_seedSEED.json``; the files are joined as
     ``--merge`` joins them (the wall time is the parent's). With
     ``--devices N`` on the GPU, process ``k`` sees only GPU ``k mod N``. If a
     run fails, the others still finish and are published, then the command
@@ -1158,14 +1166,21 @@ def run_jobs(
         flush=True,
     )
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
+    with contextlib.ExitStack() as stack:
+        if args.parts_dir is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+        else:
+            args.parts_dir.mkdir(parents=True, exist_ok=True)
+            folder = str(args.parts_dir)
 
         def run(index: int) -> tuple[int, subprocess.CompletedProcess[str]]:
             config, seed = runs[index]
             env = dict(os.environ)
             if accelerator == 'gpu':
                 env['CUDA_VISIBLE_DEVICES'] = gpus[index % len(gpus)]
-            output = Path(folder) / f'run_{index}'
+            output = Path(folder) / f'{config}_seed{seed}'
+            for suffix in ('.json', '.md'):
+                output.with_suffix(suffix).unlink(missing_ok=True)
             command = child_command(args, setting, config, seed, output, threads)
             completed = subprocess.run(
                 command, env=env, capture_output=True, text=True, check=False
@@ -1179,7 +1194,7 @@ def run_jobs(
             for future in as_completed(futures):
                 index, completed = future.result()
                 config, seed = runs[index]
-                path = Path(folder) / f'run_{index}.json'
+                path = Path(folder) / f'{config}_seed{seed}.json'
                 if completed.returncode != 0 or not path.exists():
                     failed.append(f'{config} seed {seed}')
                     tail = (completed.stdout + completed.stderr).splitlines()[-20:]

@@ -244,12 +244,17 @@ def main(argv: list[str] | None = None) -> None:
         default='32',
         help='float32, or bfloat16 autocast of the model',
     )
+    parser.add_argument(
+        '--threads', type=int, help="torch CPU threads (torch's default)"
+    )
     parser.add_argument('--output', type=Path, help='write the report as markdown')
     parser.add_argument('--jsonl', type=Path, help='append one JSON line per size')
     parser.add_argument('--child', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA GPU here; use --device cpu')
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
     if args.child is not None:
         child(args)
         return
@@ -283,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
                 args.device,
                 '--precision',
                 args.precision,
+                '--threads',
+                str(torch.get_num_threads()),
             ]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
