@@ -12,9 +12,11 @@
 # accuracy.json, accuracy.md, step_time_32.md, step_time_bf16.md,
 # inference.md: seven files, within the eight the device tool brings back.
 #
-# Usage: benchmarks/gpu/run.sh [--smoke] [OUTPUT_DIR]
+# Usage: benchmarks/gpu/run.sh [--smoke [--with-wheels]] [OUTPUT_DIR]
 #   --smoke: the same chain on the CPU with tiny sizes, no wheel install, in
 #            under two minutes (part of the test suite).
+#   --with-wheels: with --smoke, install and use the carried wheels too (to
+#            check them here with a Python that lacks those packages).
 # Environment: PYTHON (python3; with --smoke .venv/bin/python if present),
 #   BUDGET_S (seconds for the whole script: 530, 100 with --smoke),
 #   SITE (where the wheels are installed: /tmp/stars-site), PRECISION
@@ -24,12 +26,14 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 smoke=0
+with_wheels=0
 outdir=''
 for arg in "$@"; do
     case "$arg" in
         --smoke) smoke=1 ;;
+        --with-wheels) with_wheels=1 ;;
         -h | --help)
-            sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         -*)
@@ -112,7 +116,7 @@ echo "run.sh $( ((smoke)) && echo --smoke) at $(date -u +%FT%TZ), commit" \
     "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
     "budget ${budget} s, output $outdir"
 
-if ! ((smoke)); then
+if ((!smoke || with_wheels)); then
     wheels=$here/wheels
     site=${SITE:-/tmp/stars-site}
     shopt -s nullglob
@@ -130,7 +134,7 @@ if ! ((smoke)); then
     nvidia-smi -L 2>/dev/null || true
 fi
 
-((smoke)) || "$python" - <<'EOF' || failures+=('environment')
+((smoke && !with_wheels)) || "$python" - <<'EOF' || failures+=('environment')
 import torch, torchgeo, rasterio, segmentation_models_pytorch as smp
 import torchgeo_stars
 cuda = torch.cuda.is_available()
