@@ -219,7 +219,7 @@ def test_child_command_repeats_the_setting(accuracy: ModuleType) -> None:
     assert accuracy.asdict(accuracy.make_setting(child)) == expected
 
 
-class TrainerCalled(Exception):
+class TrainerCalledError(Exception):
     pass
 
 
@@ -230,10 +230,10 @@ def test_precision_and_time_limit_reach_the_trainer(
 
     def trainer(**kwargs: Any) -> None:
         seen.update(kwargs)
-        raise TrainerCalled
+        raise TrainerCalledError
 
     monkeypatch.setattr(accuracy.lightning, 'Trainer', trainer)
-    with pytest.raises(TrainerCalled):
+    with pytest.raises(TrainerCalledError):
         accuracy.main(
             [
                 '--quick',
@@ -272,7 +272,7 @@ def truncated_payload(steps: dict[str, list[int]]) -> dict[str, Any]:
     ]
     return {
         'setting': {'seeds': [0, 1], 'steps': 100, 'epochs': 1, 'max_time': 1.0},
-        'configs': dict.fromkeys(steps, {}),
+        'configs': {config: {} for config in steps},
         'class_names': ['x', 'y'],
         'class_fractions': [0.9, 0.1],
         'rarest_class': 'y',
