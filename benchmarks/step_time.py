@@ -65,6 +65,7 @@ Usage::
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -112,7 +113,7 @@ class Clock:
     def mark(self) -> None:
         """Record a point."""
         if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
+            event = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
             event.record()
             self.points.append(event)
         else:
@@ -398,8 +399,8 @@ def make_steps(
         ),
     }
     for name in args.shared_backbones:
-        factories[f'stars_shared_{name}'] = lambda name=name: stars_step(
-            batch, device, precision, shared_encoder=name
+        factories[f'stars_shared_{name}'] = functools.partial(
+            stars_step, batch, device, precision, shared_encoder=name
         )
     if args.unet:
         factories['early_fusion_unet'] = lambda: early_fusion_step(

@@ -20,7 +20,9 @@
 # Environment: PYTHON (python3; with --smoke .venv/bin/python if present),
 #   BUDGET_S (seconds for the whole script: 530, 100 with --smoke),
 #   SITE (where the wheels are installed: /tmp/stars-site), PRECISION
-#   (accuracy training and inference: bf16, or 32).
+#   (accuracy training and inference: bf16, or 32), STAGES (which of
+#   "step_time inference accuracy" to run, in that order: all by default;
+#   "accuracy" alone gives training the whole budget).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,7 +35,7 @@ for arg in "$@"; do
         --smoke) smoke=1 ;;
         --with-wheels) with_wheels=1 ;;
         -h | --help)
-            sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         -*)
@@ -96,6 +98,19 @@ case "$precision" in
         ;;
 esac
 
+stages=" ${STAGES:-step_time inference accuracy} "
+for name in $stages; do
+    case "$name" in
+        step_time | inference | accuracy) ;;
+        *)
+            echo "run.sh: error: STAGES names $name; use step_time, inference" \
+                "and/or accuracy" >&2
+            exit 2
+            ;;
+    esac
+done
+wants() { [[ $stages == *" $1 "* ]]; }
+
 elapsed() { echo $(($(date +%s) - start)); }
 failures=()
 
@@ -144,35 +159,41 @@ print(f'python torch {torch.__version__}, CUDA {torch.version.cuda}, GPU '
       f'{smp.__version__}, torchgeo_stars from {torchgeo_stars.__file__}')
 EOF
 
-for step_precision in 32 bf16; do
+wants step_time && for step_precision in 32 bf16; do
     stage "step_time $step_precision" "$stage_limit" "$python" benchmarks/step_time.py \
         --device "$device" --precision "$step_precision" "${step_args[@]}" \
         --output "$outdir/step_time_$step_precision.md" --jsonl "$jsonl"
 done
 
-stage inference "$stage_limit" "$python" benchmarks/inference_throughput.py \
+wants inference && stage inference "$stage_limit" "$python" \
+    benchmarks/inference_throughput.py \
     --device "$device" --precision "$precision" "${inference_args[@]}" \
     --workdir "$scratch/rasters" --output "$outdir/inference.md" --jsonl "$jsonl"
 
-# Training gets what is left, less the time to start, test and merge.
-left=$((budget - $(elapsed) - reserve))
-((left < 30)) && left=30
-minutes=$(awk -v s="$left" 'BEGIN { printf "%.2f", s / 60 }')
-accuracy_limit=$((left + reserve))
-((smoke)) && accuracy_limit=$stage_limit
-if ! stage accuracy "$accuracy_limit" "$python" benchmarks/accuracy.py \
-    --accelerator "$accelerator" --precision "$trainer_precision" --vehicle-scale 3 \
-    --max-time "$minutes" "${accuracy_args[@]}" --parts-dir "$scratch/parts" \
-    --output "$outdir/accuracy" --jsonl "$jsonl"; then
+# Training gets what is left, less the time to start, test and merge; if
+# the stage is killed, the runs that finished are still merged.
+run_accuracy() {
+    local left=$((budget - $(elapsed) - reserve))
+    ((left < 30)) && left=30
+    local minutes
+    minutes=$(awk -v s="$left" 'BEGIN { printf "%.2f", s / 60 }')
+    local limit=$((left + reserve))
+    ((smoke)) && limit=$stage_limit
+    stage accuracy "$limit" "$python" benchmarks/accuracy.py \
+        --accelerator "$accelerator" --precision "$trainer_precision" \
+        --vehicle-scale 3 --max-time "$minutes" "${accuracy_args[@]}" \
+        --parts-dir "$scratch/parts" --output "$outdir/accuracy" --jsonl "$jsonl" &&
+        return 0
     shopt -s nullglob
-    parts=("$scratch"/parts/*.json)
+    local parts=("$scratch"/parts/*.json)
     shopt -u nullglob
     if ((${#parts[@]} > 0)) && [[ ! -e $outdir/accuracy.json ]]; then
         echo "== accuracy: merging the ${#parts[@]} runs that finished"
         "$python" benchmarks/accuracy.py --merge "${parts[@]}" \
             --output "$outdir/accuracy" --jsonl "$jsonl"
     fi
-fi
+}
+wants accuracy && run_accuracy
 
 echo "== done in $(elapsed) s; files in $outdir:"
 ls -l "$outdir"
