@@ -22,7 +22,8 @@
 #   SITE (where the wheels are installed: /tmp/stars-site), PRECISION
 #   (accuracy training and inference: bf16, or 32), STAGES (which of
 #   "step_time inference accuracy" to run, in that order: all by default;
-#   "accuracy" alone gives training the whole budget).
+#   "accuracy" alone gives training the whole budget), COMMIT (the commit
+#   to name in run.log; the device machine's copy has no .git).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +36,7 @@ for arg in "$@"; do
         --smoke) smoke=1 ;;
         --with-wheels) with_wheels=1 ;;
         -h | --help)
-            sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         -*)
@@ -127,9 +128,10 @@ stage() {
     return "$status"
 }
 
-echo "run.sh $( ((smoke)) && echo --smoke) at $(date -u +%FT%TZ), commit" \
-    "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
-    "budget ${budget} s, output $outdir"
+# The device machine gets a copy of the tree without .git: pass COMMIT.
+commit=${COMMIT:-$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+echo "run.sh $( ((smoke)) && echo --smoke) at $(date -u +%FT%TZ), commit $commit," \
+    "budget ${budget} s, stages${stages% }, output $outdir"
 
 if ((!smoke || with_wheels)); then
     wheels=$here/wheels
