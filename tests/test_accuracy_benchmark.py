@@ -407,3 +407,48 @@ def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
         assert jobs[key] == one[key], key
     assert one['environment'][0]['jobs'] == 1
     assert jobs['environment'][0]['jobs'] == 2
+
+
+def test_a_failed_job_keeps_the_others(
+    accuracy: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Stand-in runs: early_fusion writes a result file, stars fails.
+    fake = tmp_path / 'fake_run.py'
+    fake.write_text(
+        'import json, sys\n'
+        'payload = json.loads(sys.argv[1])\n'
+        'open(sys.argv[2], "w").write(json.dumps(payload))\n'
+    )
+    result = write_result(
+        tmp_path / 'template.json',
+        {'seeds': [0], 'steps': 3, 'epochs': 1},
+        'early_fusion',
+    )
+    payload = json.loads(result.read_text())
+    payload['environment'] = [
+        {'device': 'cpu', 'accelerator': 'cpu', 'torch': '0', 'threads': 1, 'jobs': 1}
+    ]
+
+    def command(
+        args: Any, setting: Any, config: str, seed: int, output: Path, threads: int
+    ) -> list[str]:
+        if config == 'stars':
+            return [sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)']
+        target = str(output.with_suffix('.json'))
+        return [sys.executable, str(fake), json.dumps(payload), target]
+
+    monkeypatch.setattr(accuracy, 'child_command', command)
+    argv = ['--quick', '--configs', 'stars', 'early_fusion', '--jobs', '2']
+    argv += ['--accelerator', 'cpu', '--output', str(tmp_path / 'out')]
+    with pytest.raises(SystemExit, match=r'1 of 2 runs failed \(stars seed 0\)'):
+        accuracy.main(argv)
+    # The failed run's output is shown before the one-line error.
+    assert 'run stars seed 0 failed (exit 3); its output ends:\nboom' in (
+        capsys.readouterr().err
+    )
+    saved = json.loads((tmp_path / 'out.json').read_text())
+    assert [(r['config'], r['seed']) for r in saved['runs']] == [('early_fusion', 0)]
+    assert saved['environment'][0]['jobs'] == 2
