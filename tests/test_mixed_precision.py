@@ -12,7 +12,6 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from torchgeo_stars import STARSSegmentationTask
 from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.inference import Predictor, cli, predict_geotiff
 from torchgeo_stars.losses import PSALoss, TranslationAlignmentLoss
@@ -242,11 +241,6 @@ def test_inference_refuses_an_unknown_precision(tmp_path: Path) -> None:
             progress=False,
         )
     assert not (tmp_path / 'out.tif').exists()
-
-
-def test_task_checkpoint_class_is_unchanged() -> None:
-    # bf16 needs no task argument: the precision is the Trainer's alone.
-    assert 'precision' not in STARSSegmentationTask.__init__.__code__.co_varnames
 
 
 @pytest.mark.parametrize('precision', ['32', 'bf16'])
