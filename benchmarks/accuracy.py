@@ -56,27 +56,48 @@ argument of every STARS configuration (e.g. ``n_per_class=16`` or
 ``model_kwargs.alignment_level=0``) for sensitivity studies; both are part of
 the recorded setting.
 
+Devices and budgets: ``--accelerator auto|cpu|gpu`` and ``--precision
+32|bf16-mixed|16-mixed`` go to every Lightning Trainer (``auto``: the GPU when
+there is one). ``--jobs J`` runs the configuration x seed runs as J parallel
+processes of this script, each writing its own result file, then joins them
+as ``--merge`` does (the same runs and scores as one process: every run seeds
+itself); on the CPU each process gets ``cpu_count // J`` torch threads unless
+``--threads`` says otherwise, and with ``--devices N`` the processes are
+spread over N GPUs, one GPU each. ``--max-time MIN`` stops each run's
+training after MIN minutes (Lightning's ``max_time``) and records the steps
+it reached: such a run is marked as truncated in every table and goal, never
+silently pooled with complete ones. The results name the device, torch
+version, precision and steps reached; ``--jsonl`` appends one JSON line per
+run to a file.
+
 Usage::
 
     .venv/bin/python benchmarks/accuracy.py --quick
     .venv/bin/python benchmarks/accuracy.py [--seeds 0 1 2] [--steps 120]
         [--size 384] [--patch-size 64] [--configs stars early_fusion ...]
         [--vehicle-scale 1] [--stars-arg KEY=VALUE ...]
-        [--output benchmarks/results/accuracy]
+        [--accelerator auto] [--precision 32] [--jobs 1] [--max-time MIN]
+        [--output benchmarks/results/accuracy] [--jsonl results.jsonl]
 """
 
 import argparse
 import contextlib
+import datetime
 import inspect
 import io
 import json
 import logging
 import math
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +118,17 @@ from torchgeo_stars.datasets import (
 from torchgeo_stars.tasks.scenarios import modality_scenarios, scenario_name
 
 IGNORE_INDEX = 255
+
+#: Lightning precisions the benchmark accepts.
+PRECISIONS = ('32', 'bf16-mixed', '16-mixed')
+
+#: Setting values of result files written before these options existed.
+SETTING_DEFAULTS: dict[str, Any] = {
+    'vehicle_scale': 1.0,
+    'stars_args': {},
+    'precision': '32',
+    'max_time': None,
+}
 
 #: Task arguments of every configuration (on top of the common ones).
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -161,6 +193,8 @@ class Setting:
         stars_args: Task arguments given to every STARS configuration on top
             of the defaults (``model_kwargs.NAME`` keys go to the model); a
             configuration's own arguments (its ablation) win.
+        precision: Lightning precision of training and testing.
+        max_time: Training time limit of each run in minutes (None: none).
     """
 
     seeds: tuple[int, ...]
@@ -174,6 +208,13 @@ class Setting:
     lr: float
     vehicle_scale: float = 1.0
     stars_args: dict[str, Any] = field(default_factory=dict)
+    precision: str = '32'
+    max_time: float | None = None
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps a complete run trains."""
+        return self.steps * self.epochs
 
 
 @dataclass
@@ -190,6 +231,9 @@ class RunResult:
         class_iou: Scenario name to every class's IoU (percent; NaN, stored
             as null, for classes absent from the test stripe).
         seconds: Wall time of training and testing.
+        steps: Optimizer steps the training reached (None in files written
+            before it was recorded, when every run was complete).
+        train_seconds: Wall time of the training alone (None likewise).
     """
 
     config: str
@@ -199,6 +243,8 @@ class RunResult:
     rare_iou: dict[str, float] = field(default_factory=dict)
     class_iou: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    steps: int | None = None
+    train_seconds: float | None = None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -265,8 +311,51 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--threads',
         type=int,
+        help='torch CPU threads per run (default 1, or cpu_count // JOBS with '
+        '--jobs; 1 is fastest on a shared 2-core machine)',
+    )
+    parser.add_argument(
+        '--accelerator',
+        choices=('auto', 'cpu', 'gpu'),
+        default='auto',
+        help='where to train and test (auto: the GPU when there is one)',
+    )
+    parser.add_argument(
+        '--devices',
+        type=int,
         default=1,
-        help='torch CPU threads (1: fastest on a shared 2-core machine)',
+        help='GPUs to spread the --jobs processes over (each run uses one)',
+    )
+    parser.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default='32',
+        help='Lightning precision of training and testing (32)',
+    )
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='parallel processes, one configuration x seed run each (1)',
+    )
+    parser.add_argument(
+        '--max-time',
+        type=float,
+        metavar='MIN',
+        help='stop each run training after MIN minutes and record the steps '
+        'it reached (the tables mark it as truncated)',
+    )
+    parser.add_argument(
+        '--jsonl',
+        type=Path,
+        help='append one JSON line per run (with device, torch, precision)',
+    )
+    parser.add_argument(
+        '--parts-dir',
+        type=Path,
+        help="with --jobs: keep each run's result files here (default: a "
+        'temporary folder), so that --merge can join the finished ones if the '
+        'command is killed',
     )
     return parser.parse_args(argv)
 
@@ -301,6 +390,8 @@ def make_setting(args: argparse.Namespace) -> Setting:
             raise ValueError(
                 f'--{key.replace("_", "-")} must be >= 1, got {values[key]}'
             )
+    if args.max_time is not None and not args.max_time > 0:
+        raise ValueError(f'--max-time must be > 0 minutes, got {args.max_time}')
     return Setting(
         stars_args=parse_stars_args(args.stars_arg),
         seeds=tuple(values['seeds']),
@@ -313,7 +404,73 @@ def make_setting(args: argparse.Namespace) -> Setting:
         backbone=args.backbone,
         lr=args.lr,
         vehicle_scale=args.vehicle_scale,
+        precision=args.precision,
+        max_time=args.max_time,
     )
+
+
+def resolve_accelerator(
+    accelerator: str, precision: str, devices: int, jobs: int
+) -> str:
+    """Check the device options and turn ``auto`` into ``cpu`` or ``gpu``.
+
+    Args:
+        accelerator: ``auto``, ``cpu`` or ``gpu``.
+        precision: Lightning precision.
+        devices: GPUs to spread the runs over.
+        jobs: Parallel processes.
+
+    Returns:
+        ``cpu`` or ``gpu``.
+
+    Raises:
+        ValueError: If the options do not fit together or no GPU is there.
+    """
+    if jobs < 1:
+        raise ValueError(f'--jobs must be >= 1, got {jobs}')
+    if devices < 1:
+        raise ValueError(f'--devices must be >= 1, got {devices}')
+    cuda = torch.cuda.is_available()
+    if accelerator == 'auto':
+        accelerator = 'gpu' if cuda else 'cpu'
+    if accelerator == 'gpu' and not cuda:
+        raise ValueError('--accelerator gpu: no CUDA GPU here; use cpu or auto')
+    if accelerator == 'gpu' and devices > min(jobs, torch.cuda.device_count()):
+        raise ValueError(
+            f'--devices {devices}: each run trains on one GPU and --devices '
+            'spreads the --jobs processes over GPUs; give at most --jobs and at '
+            f'most the {torch.cuda.device_count()} GPU(s) here'
+        )
+    if accelerator == 'cpu' and devices != 1:
+        raise ValueError('--devices applies to GPUs; give --jobs for parallel CPU runs')
+    if accelerator == 'cpu' and precision == '16-mixed':
+        raise ValueError('--precision 16-mixed needs a GPU; use bf16-mixed on the CPU')
+    return accelerator
+
+
+def environment(accelerator: str, threads: int, jobs: int) -> dict[str, Any]:
+    """What the results were measured on.
+
+    Args:
+        accelerator: ``cpu`` or ``gpu``.
+        threads: Torch CPU threads per run.
+        jobs: Parallel processes.
+
+    Returns:
+        Device name, accelerator, torch and Lightning versions, threads, jobs.
+    """
+    if accelerator == 'gpu':
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = f'{platform.machine()} CPU ({os.cpu_count()} cores)'
+    return {
+        'device': device,
+        'accelerator': accelerator,
+        'torch': torch.__version__,
+        'lightning': lightning.__version__,
+        'threads': threads,
+        'jobs': jobs,
+    }
 
 
 def parse_stars_args(items: Sequence[str]) -> dict[str, Any]:
@@ -452,6 +609,7 @@ def train_and_test(
     setting: Setting,
     rarest: int,
     statistics: Mapping[str, ModalityStatistics],
+    accelerator: str = 'cpu',
 ) -> RunResult:
     """Train one configuration with one seed and test every scenario.
 
@@ -459,12 +617,13 @@ def train_and_test(
         config: Configuration name.
         seed: Training seed.
         scene: The synthetic scene.
-        setting: Benchmark sizes.
+        setting: Benchmark sizes, precision and time limit.
         rarest: Index of the rarest class.
         statistics: Normalisation statistics shared by every run.
+        accelerator: ``cpu`` or ``gpu`` (one device).
 
     Returns:
-        The test scores in percent.
+        The test scores in percent and the steps the training reached.
     """
     start = time.perf_counter()
     with quiet():
@@ -478,9 +637,16 @@ def train_and_test(
             ignore_index=IGNORE_INDEX,
             **task_arguments(config, setting),
         )
+        max_time = (
+            None
+            if setting.max_time is None
+            else datetime.timedelta(minutes=setting.max_time)
+        )
         trainer = lightning.Trainer(
-            accelerator='cpu',
+            accelerator=accelerator,
             devices=1,
+            precision=setting.precision,  # type: ignore[arg-type]
+            max_time=max_time,
             max_epochs=setting.epochs,
             limit_val_batches=0,
             num_sanity_val_steps=0,
@@ -489,9 +655,13 @@ def train_and_test(
             enable_progress_bar=False,
             enable_model_summary=False,
         )
+        fit_start = time.perf_counter()
         trainer.fit(task, datamodule=datamodule)
+        train_seconds = time.perf_counter() - fit_start
         trainer.test(task, datamodule=datamodule, verbose=False)
-    result = RunResult(config, seed)
+    result = RunResult(
+        config, seed, steps=trainer.global_step, train_seconds=train_seconds
+    )
     for name, score in task.scenario_scores['test'].items():
         result.miou[name] = 100 * score.miou
         result.mf1[name] = 100 * score.mf1
@@ -569,6 +739,7 @@ def markdown_table(
     configs: Sequence[str],
     scenarios: Sequence[str],
     rare_label: str,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """One markdown table: configurations by scenarios, plus the rarest class.
 
@@ -578,6 +749,8 @@ def markdown_table(
         configs: Row order.
         scenarios: Column order (the first is every modality).
         rare_label: Header of the rarest-class column.
+        labels: Row label of a configuration, when not its name (truncated
+            runs).
 
     Returns:
         The table.
@@ -591,7 +764,88 @@ def markdown_table(
     for config in configs:
         row = [cell(summary[metric][config][s]) for s in scenarios]
         row.append(cell(summary['rare_iou'][config][full]))
-        lines.append('| ' + ' | '.join([config, *row]) + ' |')
+        label = (labels or {}).get(config, config)
+        lines.append('| ' + ' | '.join([label, *row]) + ' |')
+    return '\n'.join(lines)
+
+
+def truncated_runs(
+    results: Sequence[RunResult], total_steps: int
+) -> dict[str, list[int]]:
+    """Steps reached by the runs that stopped before *total_steps*.
+
+    Args:
+        results: Every run (runs without recorded steps count as complete).
+        total_steps: Optimizer steps a complete run trains.
+
+    Returns:
+        Configuration name to the steps of its every run, for configurations
+        with at least one truncated run.
+    """
+    truncated: dict[str, list[int]] = {}
+    for config in dict.fromkeys(r.config for r in results):
+        steps = [
+            total_steps if r.steps is None else r.steps
+            for r in results
+            if r.config == config
+        ]
+        if min(steps) < total_steps:
+            truncated[config] = steps
+    return truncated
+
+
+def steps_text(steps: Sequence[int]) -> str:
+    """``N`` or ``MIN-MAX`` steps."""
+    low, high = min(steps), max(steps)
+    return str(low) if low == high else f'{low}-{high}'
+
+
+def training_table(
+    results: Sequence[RunResult],
+    configs: Sequence[str],
+    total_steps: int,
+    labels: Mapping[str, str],
+) -> str:
+    """Steps reached and training time per configuration (means over seeds).
+
+    Args:
+        results: Every run; runs without recorded steps or training time
+            (older JSON) are left out.
+        configs: Row order.
+        total_steps: Optimizer steps a complete run trains.
+        labels: Row label of a configuration, when not its name.
+
+    Returns:
+        The markdown table; ``x early_fusion`` is the ratio of seconds per
+        step to early fusion's (blank without early fusion).
+    """
+    per_step: dict[str, float] = {}
+    rows: dict[str, tuple[str, float]] = {}
+    for config in configs:
+        runs = [
+            r
+            for r in results
+            if r.config == config and r.steps and r.train_seconds is not None
+        ]
+        if not runs:
+            continue
+        seconds = statistics.fmean(float(r.train_seconds or 0.0) for r in runs)
+        per_step[config] = statistics.fmean(
+            float(r.train_seconds or 0.0) / int(r.steps or 1) for r in runs
+        )
+        rows[config] = (steps_text([int(r.steps or 0) for r in runs]), seconds)
+    lines = [
+        f'| config | steps reached (of {total_steps}) | train s | steps/s '
+        '| s/step x early_fusion |',
+        '|---|---:|---:|---:|---:|',
+    ]
+    base = per_step.get('early_fusion')
+    for config, (steps, seconds) in rows.items():
+        ratio = '' if base is None else f'{per_step[config] / base:.2f}'
+        lines.append(
+            f'| {labels.get(config, config)} | {steps} | {seconds:.0f} '
+            f'| {1 / per_step[config]:.2f} | {ratio} |'
+        )
     return '\n'.join(lines)
 
 
@@ -600,6 +854,7 @@ def class_table(
     configs: Sequence[str],
     class_names: Sequence[str],
     scenario: str,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """Per-class IoU (mean over seeds) of one scenario, one row per configuration.
 
@@ -609,6 +864,7 @@ def class_table(
         configs: Row order.
         class_names: Column order.
         scenario: The scenario.
+        labels: Row label of a configuration, when not its name.
 
     Returns:
         The markdown table (header only if no run has per-class scores).
@@ -629,8 +885,9 @@ def class_table(
             summarise([math.nan if run[k] is None else run[k] for run in runs])
             for k in range(len(class_names))
         ]
+        label = (labels or {}).get(config, config)
         lines.append(
-            f'| {config} | ' + ' | '.join(f'{m["mean"]:.1f}' for m in means) + ' |'
+            f'| {label} | ' + ' | '.join(f'{m["mean"]:.1f}' for m in means) + ' |'
         )
     return '\n'.join(lines)
 
@@ -724,14 +981,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = parse_args(argv)
     if args.merge:
-        merge(args.merge, args.output)
+        merge(args.merge, args.output, args.jsonl)
         return
     try:
         setting = make_setting(args)
+        accelerator = resolve_accelerator(
+            args.accelerator, args.precision, args.devices, args.jobs
+        )
     except ValueError as error:
         raise SystemExit(f'accuracy.py: error: {error}') from None
-    torch.set_num_threads(max(1, args.threads))
     configs = [c for c in CONFIGS if c in args.configs]
+    if args.jobs > 1:
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+        run_jobs(args, setting, configs, accelerator, threads)
+        return
+    threads = max(1, args.threads or 1)
+    torch.set_num_threads(threads)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         scene_dir = args.scene_dir
@@ -761,16 +1026,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for seed in setting.seeds:
             for config in configs:
                 result = train_and_test(
-                    config, seed, scene, setting, rarest, statistics
+                    config, seed, scene, setting, rarest, statistics, accelerator
                 )
                 results.append(result)
-                print(
-                    f'seed {seed} {config:<21} {result.seconds:5.0f} s  mIoU '
-                    + ' '.join(
-                        f'{result.miou.get(s, math.nan):5.1f}' for s in scenarios
-                    ),
-                    flush=True,
-                )
+                print(progress_line(result, scenarios, setting.total_steps), flush=True)
     elapsed = time.perf_counter() - start
     payload = {
         'setting': asdict(setting),
@@ -781,33 +1040,249 @@ def main(argv: Sequence[str] | None = None) -> None:
         'scenarios': scenarios,
         'runs': [asdict(r) for r in results],
         'seconds': elapsed,
+        'environment': [environment(accelerator, threads, 1)],
     }
-    publish(payload, args.output)
+    publish(payload, args.output, args.jsonl)
 
 
-def publish(payload: dict[str, Any], output: Path | None) -> None:
+def progress_line(result: RunResult, scenarios: Sequence[str], total_steps: int) -> str:
+    """One line on a finished run: time, steps if truncated, mIoU per scenario.
+
+    Args:
+        result: The run.
+        scenarios: Scenario names in column order.
+        total_steps: Optimizer steps a complete run trains.
+
+    Returns:
+        The line.
+    """
+    steps = result.steps if result.steps is not None else total_steps
+    short = f' ({steps}/{total_steps} steps)' if steps < total_steps else ''
+    return (
+        f'seed {result.seed} {result.config:<21} {result.seconds:5.0f} s{short}  mIoU '
+        + ' '.join(f'{result.miou.get(s, math.nan):5.1f}' for s in scenarios)
+    )
+
+
+def child_command(
+    args: argparse.Namespace,
+    setting: Setting,
+    config: str,
+    seed: int,
+    output: Path,
+    threads: int,
+) -> list[str]:
+    """The command line of one run of a ``--jobs`` benchmark.
+
+    Args:
+        args: The parent's parsed command line.
+        setting: The parent's setting (quick defaults already filled in).
+        config: Configuration of the run.
+        seed: Seed of the run.
+        output: Where the run writes its result files (suffix replaced).
+        threads: Torch CPU threads of the run.
+
+    Returns:
+        The command: this script, the same setting, one configuration and seed.
+    """
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        '--configs',
+        config,
+        '--seeds',
+        str(seed),
+        '--steps',
+        str(setting.steps),
+        '--epochs',
+        str(setting.epochs),
+        '--size',
+        str(setting.size),
+        '--patch-size',
+        str(setting.patch_size),
+        '--batch-size',
+        str(setting.batch_size),
+        '--scene-seed',
+        str(setting.scene_seed),
+        '--backbone',
+        setting.backbone,
+        '--lr',
+        repr(setting.lr),
+        '--vehicle-scale',
+        repr(setting.vehicle_scale),
+        '--accelerator',
+        args.accelerator,
+        '--precision',
+        setting.precision,
+        '--threads',
+        str(threads),
+        '--output',
+        str(output),
+    ]
+    for item in args.stars_arg:
+        command += ['--stars-arg', item]
+    if setting.max_time is not None:
+        command += ['--max-time', repr(setting.max_time)]
+    return command
+
+
+def run_jobs(
+    args: argparse.Namespace,
+    setting: Setting,
+    configs: Sequence[str],
+    accelerator: str,
+    threads: int,
+) -> None:
+    """Run every configuration x seed as ``--jobs`` parallel processes, then merge.
+
+    Every process is this script with one configuration and one seed, writing
+    its own result file in a temporary folder (or ``--parts-dir``), named
+    ``CONFIG_seedSEED.json``; the files are joined as
+    ``--merge`` joins them (the wall time is the parent's). With
+    ``--devices N`` on the GPU, process ``k`` sees only GPU ``k mod N``. If a
+    run fails, the others still finish and are published, then the command
+    exits with one line naming the failed runs (their output's last lines go
+    to standard error first).
+
+    Args:
+        args: Parsed command line.
+        setting: Benchmark setting.
+        configs: Configurations to run.
+        accelerator: ``cpu`` or ``gpu``.
+        threads: Torch CPU threads of each process.
+
+    Raises:
+        SystemExit: If a run failed.
+    """
+    runs = [(config, seed) for seed in setting.seeds for config in configs]
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    gpus = (visible.split(',') if visible else [str(i) for i in range(args.devices)])[
+        : args.devices
+    ]
+    print(f'setting: {asdict(setting)}')
+    print(
+        f'{len(runs)} runs as {args.jobs} parallel processes of {threads} '
+        f'thread(s) on {accelerator}',
+        flush=True,
+    )
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if args.parts_dir is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+        else:
+            args.parts_dir.mkdir(parents=True, exist_ok=True)
+            folder = str(args.parts_dir)
+
+        def run(index: int) -> tuple[int, subprocess.CompletedProcess[str]]:
+            config, seed = runs[index]
+            env = dict(os.environ)
+            if accelerator == 'gpu':
+                env['CUDA_VISIBLE_DEVICES'] = gpus[index % len(gpus)]
+            output = Path(folder) / f'{config}_seed{seed}'
+            for suffix in ('.json', '.md'):
+                output.with_suffix(suffix).unlink(missing_ok=True)
+            command = child_command(args, setting, config, seed, output, threads)
+            completed = subprocess.run(
+                command, env=env, capture_output=True, text=True, check=False
+            )
+            return index, completed
+
+        parts: list[dict[str, Any]] = []
+        failed: list[str] = []
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run, index) for index in range(len(runs))]
+            for future in as_completed(futures):
+                index, completed = future.result()
+                config, seed = runs[index]
+                path = Path(folder) / f'{config}_seed{seed}.json'
+                if completed.returncode != 0 or not path.exists():
+                    failed.append(f'{config} seed {seed}')
+                    tail = (completed.stdout + completed.stderr).splitlines()[-20:]
+                    print(
+                        f'run {config} seed {seed} failed (exit '
+                        f'{completed.returncode}); its output ends:',
+                        *tail,
+                        sep='\n',
+                        file=sys.stderr,
+                    )
+                    continue
+                part = json.loads(path.read_text())
+                parts.append(part)
+                result = RunResult(**part['runs'][0])
+                print(
+                    progress_line(result, part['scenarios'], setting.total_steps),
+                    flush=True,
+                )
+    if parts:
+        payload = merge_payloads(parts, [f'run {i}' for i in range(len(parts))])
+        payload['seconds'] = time.perf_counter() - start
+        for env in payload['environment']:
+            env['jobs'] = args.jobs
+        publish(payload, args.output, args.jsonl)
+    if failed:
+        raise SystemExit(
+            f'accuracy.py: error: {len(failed)} of {len(runs)} runs failed '
+            f'({"; ".join(failed)}); their output is above'
+        )
+
+
+def publish(
+    payload: dict[str, Any], output: Path | None, jsonl: Path | None = None
+) -> None:
     """Summarise runs, print the tables and goals, and write them.
 
     Args:
         payload: Setting, configurations, class facts, scenarios, ``runs`` (as
-            dicts) and ``seconds``; ``summary`` and ``goals`` are added.
+            dicts), ``seconds`` and ``environment`` (a list: one entry per
+            distinct device set-up); ``summary``, ``goals`` and ``truncated``
+            are added.
         output: Where to write ``.json`` and ``.md`` (None: print only).
+        jsonl: JSON-lines file to append one line per run to (None: none).
     """
     configs = list(payload['configs'])
     scenarios = list(payload['scenarios'])
     results = [RunResult(**run) for run in payload['runs']]
+    setting = payload['setting']
+    total_steps = int(setting['steps']) * int(setting['epochs'])
+    truncated = truncated_runs(results, total_steps)
+    labels = {config: f'{config} (truncated)' for config in truncated}
     summary = aggregate(results, configs, scenarios)
     rare_label = f'IoU {payload["rarest_class"]} (rarest, all)'
     tables = {
-        metric: markdown_table(summary, metric, configs, scenarios, rare_label)
+        metric: markdown_table(summary, metric, configs, scenarios, rare_label, labels)
         for metric in ('miou', 'mf1')
     }
     goals = check_goals(summary, configs, scenarios)
-    payload.update(summary=summary, goals=goals)
+    for goal in goals:
+        short = [c for c in ('stars', *BASELINES, 'stars_random_psa') if c in truncated]
+        if goal['holds'] is not None and short:
+            goal['detail'] += f'; judged on truncated runs of {", ".join(short)}'
+    payload.update(
+        summary=summary,
+        goals=goals,
+        truncated={config: steps for config, steps in truncated.items()},
+    )
     elapsed = float(payload['seconds'])
-    seeds = len(payload['setting']['seeds'])
+    seeds = len(setting['seeds'])
+    environments = payload.get('environment') or []
     report = '\n'.join(
         [
+            *(
+                f'measured on {env["device"]} ({env["accelerator"]}), torch '
+                f'{env["torch"]}, precision {setting.get("precision", "32")}, '
+                f'{env["jobs"]} parallel job(s) of {env["threads"]} thread(s)'
+                for env in environments
+            ),
+            *(
+                [
+                    f'TRUNCATED: {", ".join(f"{c} ({steps_text(s)} steps)" for c, s in truncated.items())}'
+                    f' of {total_steps} asked (--max-time {setting.get("max_time")} min);'
+                    ' their scores are not comparable with complete runs'
+                ]
+                if truncated
+                else []
+            ),
+            '',
             f'mIoU (%), mean ± std over {seeds} seed(s), test stripe:',
             '',
             tables['miou'],
@@ -819,7 +1294,11 @@ def publish(payload: dict[str, Any], output: Path | None) -> None:
             f'IoU per class (%), every modality ({scenarios[0]}), mean over '
             'seeds (runs that recorded it):',
             '',
-            class_table(results, configs, payload['class_names'], scenarios[0]),
+            class_table(results, configs, payload['class_names'], scenarios[0], labels),
+            '',
+            'Training (means over seeds):',
+            '',
+            training_table(results, configs, total_steps, labels),
             '',
             'Goals (means over seeds):',
             '',
@@ -836,45 +1315,111 @@ def publish(payload: dict[str, Any], output: Path | None) -> None:
         json_path.write_text(json.dumps(without_nan(payload), indent=2) + '\n')
         output.with_suffix('.md').write_text(report + '\n')
         print(f'wrote {json_path} and {output.with_suffix(".md")}')
+    if jsonl is not None:
+        append_jsonl(jsonl, payload)
 
 
-def merge(paths: Sequence[Path], output: Path | None) -> None:
+def append_jsonl(path: Path, payload: Mapping[str, Any]) -> None:
+    """Append one JSON line per run: setting, environment and scores.
+
+    Args:
+        path: JSON-lines file (created if missing).
+        payload: The published results.
+    """
+    environments = payload.get('environment') or [{}]
+    total_steps = int(payload['setting']['steps']) * int(payload['setting']['epochs'])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open('a') as stream:
+        for run in payload['runs']:
+            steps = run.get('steps')
+            record = {
+                'benchmark': 'accuracy',
+                **environments[0],
+                'precision': payload['setting'].get('precision', '32'),
+                'setting': payload['setting'],
+                'truncated': steps is not None and steps < total_steps,
+                **run,
+            }
+            stream.write(json.dumps(without_nan(record)) + '\n')
+
+
+def merge(
+    paths: Sequence[Path], output: Path | None, jsonl: Path | None = None
+) -> None:
     """Join the JSON results of runs split by configuration or seed.
 
     Every file must come from the same setting except its seeds (scene, steps,
-    sizes, backbone, learning rate); runs are pooled, configurations kept in
-    :data:`CONFIGS` order, and the tables and goals recomputed.
+    sizes, backbone, learning rate, precision, time limit); runs are pooled,
+    configurations kept in :data:`CONFIGS` order, and the tables and goals
+    recomputed.
 
     Args:
         paths: JSON files written by ``--output``.
         output: Where to write the joined ``.json`` and ``.md``.
+        jsonl: JSON-lines file to append one line per run to.
 
     Raises:
         SystemExit: If the files come from different settings.
     """
     parts = [json.loads(path.read_text()) for path in paths]
+    payload = merge_payloads(parts, [str(path) for path in paths])
+    publish(payload, output, jsonl)
+
+
+def merge_payloads(
+    parts: Sequence[dict[str, Any]], names: Sequence[str]
+) -> dict[str, Any]:
+    """Pool the runs of result payloads of one setting.
+
+    Runs are ordered as one process runs them (seed, then configuration in
+    :data:`CONFIGS` order); ``seconds`` is the sum of the parts'.
+
+    Args:
+        parts: Payloads as written to ``.json`` by :func:`publish`.
+        names: Where each part comes from, for error messages.
+
+    Returns:
+        The joined payload, without summary or goals.
+
+    Raises:
+        SystemExit: If the parts come from different settings.
+    """
     first = parts[0]
 
-    def fixed(part: dict[str, Any]) -> dict[str, Any]:
+    def fixed(part: Mapping[str, Any]) -> dict[str, Any]:
         # Files written before these options existed used their defaults.
-        setting = {'vehicle_scale': 1.0, 'stars_args': {}, **part['setting']}
+        setting = {**SETTING_DEFAULTS, **part['setting']}
         return {k: v for k, v in setting.items() if k != 'seeds'}
 
-    for path, part in zip(paths, parts, strict=True):
+    for name, part in zip(names, parts, strict=True):
         if fixed(part) != fixed(first) or part['scenarios'] != first['scenarios']:
-            raise SystemExit(f'{path}: another setting than {paths[0]}; not merged.')
+            raise SystemExit(f'{name}: another setting than {names[0]}; not merged.')
     configs: dict[str, Any] = {}
+    environments: list[dict[str, Any]] = []
     for part in parts:
         configs.update(part['configs'])
+        for env in part.get('environment') or []:
+            if env not in environments:
+                environments.append(env)
     seeds = sorted({run['seed'] for part in parts for run in part['runs']})
-    payload = dict(first)
-    payload.update(
-        setting={**first['setting'], 'seeds': seeds},
-        configs={c: configs[c] for c in CONFIGS if c in configs},
-        runs=[run for part in parts for run in part['runs']],
-        seconds=sum(float(part['seconds']) for part in parts),
+    order = list(CONFIGS)
+    runs = sorted(
+        (run for part in parts for run in part['runs']),
+        key=lambda run: (run['seed'], order.index(run['config'])),
     )
-    publish(payload, output)
+    payload = {
+        key: value
+        for key, value in first.items()
+        if key not in ('summary', 'goals', 'truncated')
+    }
+    payload.update(
+        setting={**first['setting'], **fixed(first), 'seeds': seeds},
+        configs={c: configs[c] for c in CONFIGS if c in configs},
+        runs=runs,
+        seconds=sum(float(part['seconds']) for part in parts),
+        environment=environments,
+    )
+    return payload
 
 
 if __name__ == '__main__':

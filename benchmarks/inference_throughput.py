@@ -21,14 +21,23 @@ CPU cores. ``--model stars`` is the real network a user runs: STARS (resnet18,
 random weights) trained on optical + SAR, given only the optical raster, so
 SAR is recovered by translation in every window.
 
+``--device cuda`` runs the model on the GPU (the model-alone time is then
+taken between synchronisations of the GPU, with the windows already on it);
+``--precision bf16`` runs it under bfloat16 autocast in both measurements. The
+report names the device, torch version and precision; ``--output`` writes it as
+markdown and ``--jsonl`` appends one JSON line per size.
+
 Usage::
 
     python benchmarks/inference_throughput.py [--sizes 2048 16384] [--model small]
     python benchmarks/inference_throughput.py --sizes 2048 --model stars
+    python benchmarks/inference_throughput.py --device cuda --precision bf16
 """
 
 import argparse
 import json
+import os
+import platform
 import resource
 import subprocess
 import sys
@@ -120,23 +129,42 @@ def model_seconds_per_window(
     patch: int,
     batch: int,
     batches: int,
+    device: torch.device,
+    precision: str,
 ) -> float:
-    """Forward time per window on windows of the raster already in memory."""
+    """Forward time per window on windows of the raster already in memory.
+
+    The windows are on *device* before the clock starts; on a GPU the time is
+    taken between synchronisations.
+    """
     tiles: list[Tensor] = []
     with rasterio.open(raster) as src:
         for i in range(batch * batches):
             offset = (i * 997) % max(src.width - patch, 1)
             data = src.read(window=Window(offset, offset, patch, patch))
             tiles.append(torch.from_numpy(data.astype(np.float32)))
-    stacks = [torch.stack(tiles[i : i + batch]) for i in range(0, len(tiles), batch)]
+    stacks = [
+        torch.stack(tiles[i : i + batch]).to(device)
+        for i in range(0, len(tiles), batch)
+    ]
     # Only the optical raster is given, as in the end-to-end run.
-    available = torch.zeros(batch, modalities, dtype=torch.bool)
+    available = torch.zeros(batch, modalities, dtype=torch.bool, device=device)
     available[:, 0] = True
-    with torch.inference_mode():
+
+    def synchronise() -> None:
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    with (
+        torch.inference_mode(),
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'),
+    ):
         model({'optical': stacks[0]}, available)  # warm-up
+        synchronise()
         start = time.perf_counter()
         for stack in stacks:
             model({'optical': stack}, available)
+        synchronise()
         elapsed = time.perf_counter() - start
     return elapsed / len(tiles)
 
@@ -144,6 +172,7 @@ def model_seconds_per_window(
 def child(args: argparse.Namespace) -> None:
     """Run one size and print a JSON line of results."""
     torch.manual_seed(0)
+    device = torch.device(args.device)
     model, modalities = build_model(args.model)
     model.eval()
     workdir = Path(args.workdir)
@@ -159,7 +188,8 @@ def child(args: argparse.Namespace) -> None:
         patch_size=args.patch_size,
         overlap=args.overlap,
         batch_size=args.batch_size,
-        device='cpu',
+        device=device,
+        precision=args.precision,
         overwrite=True,
         progress=False,
     )
@@ -174,6 +204,8 @@ def child(args: argparse.Namespace) -> None:
         args.patch_size,
         args.batch_size,
         args.model_batches,
+        device,
+        args.precision,
     )
     megapixels = args.child**2 / 1e6
     print(
@@ -190,7 +222,14 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU's architecture and core count."""
+    if device == 'cuda':
+        return torch.cuda.get_device_name(0)
+    return f'{platform.machine()} CPU ({os.cpu_count()} cores)'
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', type=int, nargs='+', default=[2048, 16384])
     parser.add_argument('--patch-size', type=int, default=512)
@@ -199,8 +238,24 @@ def main() -> None:
     parser.add_argument('--model-batches', type=int, default=6)
     parser.add_argument('--model', choices=['small', 'stars'], default='small')
     parser.add_argument('--workdir', help='where rasters go (default: a temp dir)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument(
+        '--precision',
+        choices=['32', 'bf16'],
+        default='32',
+        help='float32, or bfloat16 autocast of the model',
+    )
+    parser.add_argument(
+        '--threads', type=int, help="torch CPU threads (torch's default)"
+    )
+    parser.add_argument('--output', type=Path, help='write the report as markdown')
+    parser.add_argument('--jsonl', type=Path, help='append one JSON line per size')
     parser.add_argument('--child', type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA GPU here; use --device cpu')
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
     if args.child is not None:
         child(args)
         return
@@ -230,29 +285,61 @@ def main() -> None:
                 str(args.model_batches),
                 '--model',
                 args.model,
+                '--device',
+                args.device,
+                '--precision',
+                args.precision,
+                '--threads',
+                str(torch.get_num_threads()),
             ]
-            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                print(result.stdout + result.stderr, file=sys.stderr)
+                raise SystemExit(
+                    f'inference_throughput.py: error: the {size} px run failed '
+                    f'(exit {result.returncode}); its output is above'
+                )
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             (workdir / f'input_{size}.tif').unlink()
 
     base_rss = rows[0]['peak_rss_mb']
-    print(
-        f'\nmodel {args.model}, patch {args.patch_size}, overlap {args.overlap}, batch {args.batch_size}, '
-        f'{torch.get_num_threads()} torch threads'
-    )
-    header = (
-        f'{"size":>7} {"windows":>8} {"e2e s":>8} {"e2e Mpx/s":>10} '
-        f'{"model Mpx/s":>12} {"e2e/model":>10} {"peak RSS MB":>12} {"RSS/first":>10}'
-    )
-    print(header)
-    print('-' * len(header))
+    environment = {
+        'benchmark': 'inference_throughput',
+        'device': device_name(args.device),
+        'torch': torch.__version__,
+        'precision': args.precision,
+        'model': args.model,
+        'patch_size': args.patch_size,
+        'overlap': args.overlap,
+        'batch_size': args.batch_size,
+        'threads': torch.get_num_threads(),
+    }
+    lines = [
+        f'Inference throughput on {environment["device"]} ({args.device}), torch '
+        f'{torch.__version__}, precision {args.precision}; model {args.model}, '
+        f'patch {args.patch_size}, overlap {args.overlap}, batch {args.batch_size}, '
+        f'{torch.get_num_threads()} torch threads',
+        '',
+        '| size | windows | e2e s | e2e Mpx/s | model Mpx/s | e2e/model '
+        '| peak RSS MB | RSS/first |',
+        '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ]
     for row in rows:
-        print(
-            f'{row["size"]:>7} {row["windows"]:>8} {row["seconds"]:>8.1f} '
-            f'{row["e2e_mpx_s"]:>10.2f} {row["model_mpx_s"]:>12.2f} '
-            f'{row["e2e_mpx_s"] / row["model_mpx_s"]:>10.2f} '
-            f'{row["peak_rss_mb"]:>12.0f} {row["peak_rss_mb"] / base_rss:>10.2f}'
+        lines.append(
+            f'| {row["size"]} | {row["windows"]} | {row["seconds"]:.1f} '
+            f'| {row["e2e_mpx_s"]:.2f} | {row["model_mpx_s"]:.2f} '
+            f'| {row["e2e_mpx_s"] / row["model_mpx_s"]:.2f} '
+            f'| {row["peak_rss_mb"]:.0f} | {row["peak_rss_mb"] / base_rss:.2f} |'
         )
+    print('\n' + '\n'.join(lines))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text('\n'.join(lines) + '\n')
+    if args.jsonl is not None:
+        args.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        with args.jsonl.open('a') as stream:
+            for row in rows:
+                stream.write(json.dumps({**environment, **row}) + '\n')
 
 
 if __name__ == '__main__':

@@ -1,13 +1,16 @@
-"""Tests of the accuracy benchmark's settings (no training)."""
+"""Tests of the accuracy benchmark: settings, devices, --jobs, --max-time."""
 
+import datetime
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).parents[1] / 'benchmarks' / 'accuracy.py'
 
@@ -135,3 +138,317 @@ def test_merge_reads_files_older_than_the_new_options(
         c = write_result(tmp_path / 'other.json', {**new, **change}, 'stars')
         with pytest.raises(SystemExit, match='another setting'):
             accuracy.merge([a, c], None)
+
+
+def test_merge_refuses_another_precision_or_time_limit(
+    accuracy: ModuleType, tmp_path: Path
+) -> None:
+    base = {
+        'seeds': [0],
+        'steps': 120,
+        'epochs': 1,
+        'size': 384,
+        'patch_size': 64,
+        'batch_size': 8,
+        'scene_seed': 0,
+        'backbone': 'resnet18',
+        'lr': 0.001,
+    }
+    old = write_result(tmp_path / 'old.json', base, 'stars')
+    same = write_result(
+        tmp_path / 'same.json',
+        {**base, 'seeds': [1], 'precision': '32', 'max_time': None},
+        'early_fusion',
+    )
+    accuracy.merge([old, same], None)
+    for change in ({'precision': 'bf16-mixed'}, {'max_time': 5.0}):
+        other = write_result(tmp_path / 'other.json', {**base, **change}, 'stars')
+        with pytest.raises(SystemExit, match='another setting'):
+            accuracy.merge([old, other], None)
+
+
+def test_device_options_are_checked(accuracy: ModuleType) -> None:
+    resolve = accuracy.resolve_accelerator
+    assert resolve('cpu', 'bf16-mixed', 1, 4) == 'cpu'
+    if not torch.cuda.is_available():
+        assert resolve('auto', '32', 1, 1) == 'cpu'
+        with pytest.raises(ValueError, match='no CUDA GPU'):
+            resolve('gpu', '32', 1, 1)
+    with pytest.raises(ValueError, match='16-mixed needs a GPU'):
+        resolve('cpu', '16-mixed', 1, 1)
+    with pytest.raises(ValueError, match='--devices applies to GPUs'):
+        resolve('cpu', '32', 2, 2)
+    with pytest.raises(ValueError, match='--jobs must be >= 1'):
+        resolve('cpu', '32', 1, 0)
+    with pytest.raises(SystemExit, match='--max-time must be > 0'):
+        accuracy.main(['--quick', '--max-time', '0'])
+
+
+def test_child_command_repeats_the_setting(accuracy: ModuleType) -> None:
+    args = accuracy.parse_args(
+        [
+            '--quick',
+            '--lr',
+            '0.0003',
+            '--vehicle-scale',
+            '3',
+            '--stars-arg',
+            'n_per_class=16',
+            '--precision',
+            'bf16-mixed',
+            '--max-time',
+            '1.5',
+            '--accelerator',
+            'cpu',
+            '--jobs',
+            '4',
+        ]
+    )
+    setting = accuracy.make_setting(args)
+    command = accuracy.child_command(
+        args, setting, 'shaspec', 2, Path('part'), threads=3
+    )
+    assert command[1] == str(SCRIPT.resolve())
+    child = accuracy.parse_args(command[2:])
+    assert child.jobs == 1
+    assert child.threads == 3
+    assert child.configs == ['shaspec']
+    assert child.accelerator == 'cpu'
+    assert child.output == Path('part')
+    expected = {**accuracy.asdict(setting), 'seeds': (2,)}
+    assert accuracy.asdict(accuracy.make_setting(child)) == expected
+
+
+class TrainerCalledError(Exception):
+    pass
+
+
+def test_precision_and_time_limit_reach_the_trainer(
+    accuracy: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def trainer(**kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise TrainerCalledError
+
+    monkeypatch.setattr(accuracy.lightning, 'Trainer', trainer)
+    with pytest.raises(TrainerCalledError):
+        accuracy.main(
+            [
+                '--quick',
+                '--configs',
+                'early_fusion',
+                '--precision',
+                'bf16-mixed',
+                '--max-time',
+                '2.5',
+                '--accelerator',
+                'cpu',
+            ]
+        )
+    assert seen['precision'] == 'bf16-mixed'
+    assert seen['max_time'] == datetime.timedelta(minutes=2.5)
+    assert seen['accelerator'] == 'cpu'
+    assert seen['devices'] == 1
+
+
+def truncated_payload(steps: dict[str, list[int]]) -> dict[str, Any]:
+    scenarios = ['a+b', 'a', 'b']
+    runs = [
+        {
+            'config': config,
+            'seed': seed,
+            'miou': dict.fromkeys(scenarios, 10.0 + seed),
+            'mf1': dict.fromkeys(scenarios, 20.0),
+            'rare_iou': dict.fromkeys(scenarios, 0.0),
+            'class_iou': {s: [10.0, 10.0] for s in scenarios},
+            'seconds': 2.0,
+            'steps': reached,
+            'train_seconds': 1.0,
+        }
+        for config, counts in steps.items()
+        for seed, reached in enumerate(counts)
+    ]
+    return {
+        'setting': {'seeds': [0, 1], 'steps': 100, 'epochs': 1, 'max_time': 1.0},
+        'configs': {config: {} for config in steps},
+        'class_names': ['x', 'y'],
+        'class_fractions': [0.9, 0.1],
+        'rarest_class': 'y',
+        'scenarios': scenarios,
+        'runs': runs,
+        'seconds': 4.0,
+        'environment': [
+            {
+                'device': 'test CPU',
+                'accelerator': 'cpu',
+                'torch': torch.__version__,
+                'threads': 1,
+                'jobs': 1,
+            }
+        ],
+    }
+
+
+def test_truncated_runs_are_marked(accuracy: ModuleType, tmp_path: Path) -> None:
+    # early_fusion complete; stars stopped early for one seed of two.
+    payload = truncated_payload({'stars': [100, 40], 'early_fusion': [100, 100]})
+    accuracy.publish(payload, tmp_path / 'out', tmp_path / 'runs.jsonl')
+    report = (tmp_path / 'out.md').read_text()
+    assert 'TRUNCATED: stars (40-100 steps) of 100 asked' in report
+    rows = [line for line in report.splitlines() if line.startswith('| stars')]
+    assert rows
+    assert all(line.startswith('| stars (truncated) |') for line in rows)
+    assert any(line.startswith('| early_fusion | ') for line in report.splitlines())
+    assert 'early_fusion (truncated)' not in report
+    # Seconds per step, mean over seeds: (1/100 + 1/40) / 2 = 0.0175 s, i.e.
+    # 57.14 steps/s and 1.75x early fusion's 0.01 s.
+    assert '| stars (truncated) | 40-100 | 1 | 57.14 | 1.75 |' in report
+    assert '| early_fusion | 100 | 1 | 100.00 | 1.00 |' in report
+    assert 'judged on truncated runs of stars' in report
+    assert f'torch {torch.__version__}' in report
+    saved = json.loads((tmp_path / 'out.json').read_text())
+    assert saved['truncated'] == {'stars': [100, 40]}
+    lines = [
+        json.loads(line) for line in (tmp_path / 'runs.jsonl').read_text().splitlines()
+    ]
+    assert [(r['config'], r['truncated']) for r in lines] == [
+        ('stars', False),
+        ('stars', True),
+        ('early_fusion', False),
+        ('early_fusion', False),
+    ]
+    assert {r['device'] for r in lines} == {'test CPU'}
+
+
+@pytest.mark.slow
+def test_max_time_stops_training_and_marks_the_run(
+    accuracy: ModuleType, tmp_path: Path
+) -> None:
+    torch_threads = torch.get_num_threads()
+    try:
+        accuracy.main(
+            [
+                '--quick',
+                '--configs',
+                'early_fusion',
+                '--steps',
+                '4',
+                '--max-time',
+                '0.00001',
+                '--accelerator',
+                'cpu',
+                '--output',
+                str(tmp_path / 'out'),
+            ]
+        )
+    finally:
+        torch.set_num_threads(torch_threads)
+    saved = json.loads((tmp_path / 'out.json').read_text())
+    # The limit is checked after every step: the run stops after the first.
+    assert [run['steps'] for run in saved['runs']] == [1]
+    assert saved['truncated'] == {'early_fusion': [1]}
+    assert saved['setting']['max_time'] == 0.00001
+    assert '| early_fusion (truncated) |' in (tmp_path / 'out.md').read_text()
+
+
+@pytest.mark.slow
+def test_jobs_give_the_results_of_one_process(tmp_path: Path) -> None:
+    common = [
+        '--quick',
+        '--configs',
+        'stars',
+        'early_fusion',
+        '--steps',
+        '2',
+        '--batch-size',
+        '2',
+        '--threads',
+        '1',
+        '--accelerator',
+        'cpu',
+    ]
+    for name, extra in (('one', []), ('jobs', ['--jobs', '2'])):
+        subprocess.run(
+            [
+                sys.executable,
+                str(SCRIPT),
+                *common,
+                *extra,
+                '--output',
+                str(tmp_path / name),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    one = json.loads((tmp_path / 'one.json').read_text())
+    jobs = json.loads((tmp_path / 'jobs.json').read_text())
+
+    def scores(payload: dict[str, Any]) -> list[dict[str, Any]]:
+        timing = ('seconds', 'train_seconds')
+        return [
+            {k: v for k, v in r.items() if k not in timing} for r in payload['runs']
+        ]
+
+    assert [(r['config'], r['seed']) for r in jobs['runs']] == [
+        ('stars', 0),
+        ('early_fusion', 0),
+    ]
+    assert scores(jobs) == scores(one)
+    for key in (
+        'setting',
+        'configs',
+        'summary',
+        'goals',
+        'scenarios',
+        'class_fractions',
+    ):
+        assert jobs[key] == one[key], key
+    assert one['environment'][0]['jobs'] == 1
+    assert jobs['environment'][0]['jobs'] == 2
+
+
+def test_a_failed_job_keeps_the_others(
+    accuracy: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Stand-in runs: early_fusion writes a result file, stars fails.
+    fake = tmp_path / 'fake_run.py'
+    fake.write_text(
+        'import json, sys\n'
+        'payload = json.loads(sys.argv[1])\n'
+        'open(sys.argv[2], "w").write(json.dumps(payload))\n'
+    )
+    result = write_result(
+        tmp_path / 'template.json',
+        {'seeds': [0], 'steps': 3, 'epochs': 1},
+        'early_fusion',
+    )
+    payload = json.loads(result.read_text())
+    payload['environment'] = [
+        {'device': 'cpu', 'accelerator': 'cpu', 'torch': '0', 'threads': 1, 'jobs': 1}
+    ]
+
+    def command(
+        args: Any, setting: Any, config: str, seed: int, output: Path, threads: int
+    ) -> list[str]:
+        if config == 'stars':
+            return [sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)']
+        target = str(output.with_suffix('.json'))
+        return [sys.executable, str(fake), json.dumps(payload), target]
+
+    monkeypatch.setattr(accuracy, 'child_command', command)
+    argv = ['--quick', '--configs', 'stars', 'early_fusion', '--jobs', '2']
+    argv += ['--accelerator', 'cpu', '--output', str(tmp_path / 'out')]
+    with pytest.raises(SystemExit, match=r'1 of 2 runs failed \(stars seed 0\)'):
+        accuracy.main(argv)
+    # The failed run's output is shown before the one-line error.
+    assert 'run stars seed 0 failed (exit 3); its output ends:\nboom' in (
+        capsys.readouterr().err
+    )
+    saved = json.loads((tmp_path / 'out.json').read_text())
+    assert [(r['config'], r['seed']) for r in saved['runs']] == [('early_fusion', 0)]
+    assert saved['environment'][0]['jobs'] == 2

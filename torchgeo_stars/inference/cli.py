@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
     parser.add_argument(
+        '--precision',
+        choices=('32', 'bf16'),
+        default='32',
+        help='float32, or bfloat16 autocast (faster on recent GPUs)',
+    )
+    parser.add_argument(
         '--probabilities',
         choices=('float32', 'uint8'),
         help='also write class probabilities to OUT_probabilities.tif',
@@ -139,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overlap=args.overlap,
             batch_size=args.batch_size,
             device=args.device,
+            precision=args.precision,
             probabilities=args.probabilities,
             num_shards=args.num_shards,
             shard=args.shard,

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from .sources import ModalitySource, expand_paths, inspect_raster, union_bounds
 from .window import check_tiling, window_origins, window_weight
 
 PathLike = str | os.PathLike[str]
+
+#: Inference precisions: ``'32'`` (float32) or ``'bf16'`` (bfloat16 autocast).
+Precision = Literal['32', 'bf16']
 
 
 class _Progress(tqdm):  # type: ignore[type-arg]
@@ -269,8 +272,13 @@ def _forward(
     num_classes: int,
     patch_size: int,
     device: torch.device,
+    precision: Precision = '32',
 ) -> np.typing.NDArray[np.float32]:
-    """Run the model on a batch of windows and return class probabilities."""
+    """Run the model on a batch of windows and return class probabilities.
+
+    With ``precision='bf16'`` the model runs under bfloat16 autocast; the
+    softmax is always taken in float32.
+    """
     batch = len(prepared)
     inputs: dict[str, Tensor] = {}
     available = torch.zeros(batch, len(modalities), dtype=torch.bool)
@@ -285,7 +293,8 @@ def _forward(
             tensor[row] = torch.from_numpy(arrays[name])
             available[row, column] = True
         inputs[name] = tensor.to(device, non_blocking=True)
-    output = model(inputs, available=available.to(device))
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+        output = model(inputs, available=available.to(device))
     logits = output if isinstance(output, Tensor) else output.logits
     expected = (batch, num_classes, patch_size, patch_size)
     if tuple(logits.shape) != expected:
@@ -329,6 +338,7 @@ def predict_geotiff(
     overlap: int = 64,
     batch_size: int = 4,
     device: str | torch.device = 'auto',
+    precision: Precision = '32',
     probabilities: ProbabilityFormat | None = None,
     num_shards: int = 1,
     shard: int = 0,
@@ -372,6 +382,9 @@ def predict_geotiff(
         overlap: Pixels shared by neighbouring windows.
         batch_size: Windows per model call.
         device: ``'auto'`` (the GPU if any), ``'cpu'``, ``'cuda'``, ...
+        precision: ``'32'`` (float32) or ``'bf16'``: the model runs under
+            bfloat16 autocast (faster on GPUs with bfloat16 units; a few
+            pixels near class boundaries may change class).
         probabilities: Also write per-class probabilities, as ``'float32'`` or
             scaled ``'uint8'``, to ``<output stem>_probabilities.tif``.
         num_shards: Split the work into this many shards by rows of blocks.
@@ -403,6 +416,10 @@ def predict_geotiff(
     targets = [output] + ([probabilities_path(output)] if probabilities else [])
     check_output_targets(targets, overwrite)
     torch_device = resolve_device(device)
+    if precision not in ('32', 'bf16'):
+        raise ConfigurationError(
+            f"precision must be '32' or 'bf16', got {precision!r}."
+        )
     normalisers = _normalisers(statistics, modalities)
     grid, sources = _open_sources(inputs, modalities, crs, res, bounds, reader_options)
     first_row, stop_row = shard_rows(grid.height, num_shards, shard)
@@ -463,7 +480,13 @@ def predict_geotiff(
             ready = [p for p in prepared if p.inputs is not None]
             if ready:
                 probs = _forward(
-                    model, ready, modalities, num_classes, patch_size, torch_device
+                    model,
+                    ready,
+                    modalities,
+                    num_classes,
+                    patch_size,
+                    torch_device,
+                    precision,
                 )
                 for item, prob in zip(ready, probs, strict=True):
                     assert item.valid is not None

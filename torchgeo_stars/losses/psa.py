@@ -60,6 +60,7 @@ class PSALoss(nn.Module):
 
     When fewer than two modalities are available anywhere, or no anchor has a
     positive, the loss is a zero still connected to the embeddings' graph.
+    Steps 3-5 run in float32 with autocast off, also under mixed precision.
 
     .. versionadded:: 0.1
     """
@@ -173,12 +174,44 @@ class PSALoss(nn.Module):
         sample_of = index // (height * width)
         same_class = sampled_labels[:, None] == sampled_labels[None, :]
 
+        with torch.autocast(first.device.type, enabled=False):
+            return self._contrast(
+                embeddings, index, same_class, available[sample_of].T, zero
+            )
+
+    def _contrast(
+        self,
+        embeddings: dict[str, Tensor],
+        index: Tensor,
+        same_class: Tensor,
+        present: Tensor,
+        zero: Tensor,
+    ) -> Tensor:
+        """The InfoNCE terms of step 3-5 on the sampled positions, in float32.
+
+        The caller turns autocast off: in bfloat16 the cosine logits divided
+        by a temperature of 0.1 keep only two or three significant digits and
+        the log-sum-exp loses the small differences the loss is made of, so
+        the embeddings are upcast to float32 (float64 stays float64).
+
+        Args:
+            embeddings: Modality name to pixel embeddings ``(B, D, h, w)``.
+            index: Flat positions of the sampled pixels ``(N,)``.
+            same_class: Whether two sampled pixels share a class ``(N, N)``.
+            present: Whether each sampled pixel's sample has each modality
+                ``(M, N)``.
+            zero: A zero connected to the embeddings' graph.
+
+        Returns:
+            Scalar loss.
+        """
+        names = list(embeddings)
+        first = embeddings[names[0]]
         dtype = torch.promote_types(first.dtype, torch.float32)
         features = []
         for name in names:
             flat = embeddings[name].permute(0, 2, 3, 1).reshape(-1, first.shape[1])
             features.append(F.normalize(flat[index].to(dtype), dim=1))
-        present = available[sample_of].T  # (M, N)
         # A finite stand-in for -inf keeps rows without candidates finite, so
         # their (masked) gradients are zeros rather than NaN.
         fill = torch.finfo(dtype).min / 4

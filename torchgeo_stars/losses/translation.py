@@ -13,19 +13,28 @@ def _cosine_distance(prediction: Tensor, target: Tensor) -> Tensor:
     """Per-pixel cosine distance over the channel axis, averaged per sample.
 
     Zero vectors (rows of samples lacking a modality) give a distance of 1 and
-    finite gradients, never NaN.
+    finite gradients, never NaN. Computed in float32 (at least) with autocast
+    off, whatever the features' dtype: in bfloat16 or float16 the norms and the
+    channel sum lose the precision the distance needs, and ``_EPS`` is below
+    float16's smallest normal number.
 
     Args:
         prediction: Features ``(B, C, H, W)``.
         target: Features of the same shape.
 
     Returns:
-        ``(B,)`` mean over pixels of ``1 - cos(prediction, target)``.
+        ``(B,)`` mean over pixels of ``1 - cos(prediction, target)``, float32
+        (float64 for float64 features).
     """
-    cos = (
-        F.normalize(prediction, dim=1, eps=_EPS) * F.normalize(target, dim=1, eps=_EPS)
-    ).sum(dim=1)
-    return (1.0 - cos).flatten(1).mean(dim=1)
+    dtype = torch.promote_types(prediction.dtype, torch.float32)
+    with torch.autocast(prediction.device.type, enabled=False):
+        prediction = prediction.to(dtype)
+        target = target.to(dtype)
+        cos = (
+            F.normalize(prediction, dim=1, eps=_EPS)
+            * F.normalize(target, dim=1, eps=_EPS)
+        ).sum(dim=1)
+        return (1.0 - cos).flatten(1).mean(dim=1)
 
 
 class TranslationAlignmentLoss(nn.Module):
@@ -46,7 +55,8 @@ class TranslationAlignmentLoss(nn.Module):
     of samples that have both of its modalities; samples lacking either
     modality contribute nothing (neither value nor gradient). When no pair is
     available in any sample the loss is a zero that stays connected to the
-    inputs' graph (its gradient is zero), never NaN.
+    inputs' graph (its gradient is zero), never NaN. Under mixed precision
+    (autocast) the distances are still computed in float32.
 
     With ``stop_gradient=True`` (the default, STARS's asymmetric alignment)
     the target side :math:`s_j` is detached: with both directions trained,
