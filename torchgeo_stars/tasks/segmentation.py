@@ -2,12 +2,10 @@
 
 from typing import Any, Literal
 
-import lightning.pytorch.utilities.types
 import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor
-from torch.optim import AdamW
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchgeo.tasks import BaseTask
 
 from ..datasets.keys import MASK, SHARED_KEYS
@@ -23,6 +21,7 @@ from .checks import (
 )
 from .metrics import SegmentationScores, write_lines
 from .objective import LossTerms, compose_losses
+from .optimization import Schedule, check_optimization_arguments, configure_optimization
 from .plotting import default_colors, plot_first_sample
 from .scenarios import ScenarioMetrics
 
@@ -82,6 +81,9 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         stop_gradient: bool = True,
         p_drop: float = 0.3,
         lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        lr_schedule: Schedule = 'plateau',
+        poly_power: float = 0.9,
         patience: int = 10,
         model_kwargs: dict[str, Any] | None = None,
         plot_every_n_epochs: int = 1,
@@ -124,8 +126,12 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
                 is the ablation that lets features collapse).
             p_drop: Modality dropout probability during training.
             lr: Learning rate of AdamW.
+            weight_decay: AdamW's decoupled weight decay.
+            lr_schedule: ``'plateau'`` or ``'poly'`` (per-step decay to 0: see
+                :mod:`~torchgeo_stars.tasks.optimization`).
+            poly_power: Exponent of the poly schedule.
             patience: Epochs without improvement of the monitored metric
-                before the learning rate is reduced.
+                before the plateau schedule reduces the learning rate.
             model_kwargs: Further keyword arguments of the model class.
             plot_every_n_epochs: Log a figure of the first validation sample
                 every this many epochs (0 disables figures).
@@ -136,6 +142,7 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         check_task_arguments(
             modalities, num_classes, class_names, class_colors, class_weights, p_drop
         )
+        check_optimization_arguments(lr, weight_decay, lr_schedule, poly_power)
         self.weights = weights
         super().__init__()
 
@@ -208,29 +215,24 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             self.hparams['ignore_index'],
         )
 
-    def configure_optimizers(
-        self,
-    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """AdamW, with the learning rate reduced when ``val_mIoU`` stalls.
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        """AdamW with the plateau or poly learning-rate schedule.
 
         Returns:
             Optimizer and learning-rate scheduler.
         """
-        parameters = list(self.parameters())
-        # The fused kernel (one pass over all tensors) exists for CPU and CUDA.
-        fused = all(p.device.type in ('cpu', 'cuda') for p in parameters)
-        optimizer = AdamW(parameters, lr=self.hparams['lr'], fused=fused)
-        scheduler = ReduceLROnPlateau(
-            optimizer, mode='max', patience=self.hparams['patience']
+        hp = self.hparams
+        poly = hp['lr_schedule'] == 'poly'
+        return configure_optimization(
+            self.parameters(),
+            lr=hp['lr'],
+            weight_decay=hp['weight_decay'],
+            schedule=hp['lr_schedule'],
+            monitor=self.monitor,
+            patience=hp['patience'],
+            total_steps=int(self.trainer.estimated_stepping_batches) if poly else 0,
+            poly_power=hp['poly_power'],
         )
-        return {
-            'optimizer': optimizer,
-            'lr_scheduler': {
-                'scheduler': scheduler,
-                'monitor': self.monitor,
-                'strict': False,
-            },
-        }
 
     def _target(self, batch: dict[str, Any]) -> Tensor:
         """The batch's ``(B, H, W)`` labels, their values checked if on the host."""
