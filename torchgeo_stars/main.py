@@ -191,8 +191,9 @@ def user_error(error: BaseException) -> BaseException | None:
             'Weights only load failed' in str(current)
         ):
             return ConfigurationError(
-                'the checkpoint holds Python objects other than tensors and plain '
-                'values, and loading it would run their code; it is refused. Save '
+                'the checkpoint (--ckpt_path) cannot be loaded safely: it is not a '
+                'checkpoint, or it holds Python objects other than tensors and plain '
+                'values, whose loading would run their code; it is refused. Save '
                 'checkpoints with torchgeo-stars, or pass --weights_only=false only '
                 'for a checkpoint from a source you trust.'
             )

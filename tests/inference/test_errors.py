@@ -169,7 +169,8 @@ def test_not_a_stars_checkpoint(tmp_path: Path) -> None:
     pickled = tmp_path / 'pickled.ckpt'
     torch.save({'state_dict': {}, 'hyper_parameters': {'x': object()}}, pickled)
     with pytest.raises(
-        ConfigurationError, match=r'pickled.ckpt holds Python objects.*refused'
+        ConfigurationError,
+        match=r'pickled.ckpt is not a STARS checkpoint .it holds Python objects.*refused',
     ):
         load_predictor(pickled)
     with pytest.raises(FileNotFoundError):

@@ -121,5 +121,5 @@ def test_cli_test_refuses_an_unsafe_checkpoint(
     torch.save(content, unsafe)
     assert main([*args, str(unsafe)]) == 1
     error = capsys.readouterr().err.strip().splitlines()
-    assert error[-1].startswith('torchgeo-stars: error: the checkpoint holds Python')
+    assert error[-1].startswith('torchgeo-stars: error: the checkpoint (--ckpt_path)')
     assert 'refused' in error[-1]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from torchgeo_stars.errors import ConfigurationError, DataError, DataWarning
-from torchgeo_stars.inference import Predictor, cli, main, predict_geotiff
+from torchgeo_stars.inference import Predictor, cli, join_shards, main, predict_geotiff
 from torchgeo_stars.inference.paths import check_outputs_are_not_inputs, same_file
 
 from .helpers import PixelModel, read, write_raster
@@ -192,3 +192,29 @@ def test_an_empty_input_beside_others_is_a_warning(
             device='cpu',
             progress=False,
         )
+
+
+def test_join_refuses_an_output_that_is_a_part(tmp_path: Path) -> None:
+    data = np.random.default_rng(0).normal(size=(3, 600, 20)).astype(np.float32)
+    raster = write_raster(tmp_path / 'tall.tif', data)
+    parts = [
+        predict_geotiff(
+            PixelModel({'optical': 3}, 2),
+            {'optical': raster},
+            tmp_path / f'part{shard}.tif',
+            modalities={'optical': 3},
+            class_names=['a', 'b'],
+            patch_size=64,
+            overlap=16,
+            device='cpu',
+            progress=False,
+            num_shards=2,
+            shard=shard,
+        )
+        for shard in range(2)
+    ]
+    before = checksum(parts[0])
+    for overwrite in (False, True):
+        with pytest.raises(ConfigurationError, match=r'part0\.tif is also an input'):
+            join_shards(parts, parts[0], overwrite=overwrite)
+    assert checksum(parts[0]) == before

@@ -78,13 +78,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
-        if 'Weights only load failed' in str(error):
-            raise ConfigurationError(
-                f'checkpoint {path} holds Python objects other than tensors and '
-                'plain values, and loading it would run their code; it is refused. '
-                'Save checkpoints with torchgeo-stars (or load it yourself only if '
-                'you trust its source, and save the state_dict and hyper-parameters '
-                'as plain values).'
+        if 'Unsupported global' in str(error):
+            raise _not_stars(
+                path,
+                'it holds Python objects other than tensors and plain values, and '
+                'loading them would run their code: refused',
             ) from error
         raise _not_stars(path, f'torch cannot load it safely: {error}') from error
     except Exception as error:
@@ -98,6 +96,26 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise _not_stars(path, f'it has no {" / ".join(missing)}')
     return checkpoint
+
+
+def task_arguments(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's constructor arguments among saved hyper-parameters.
+
+    Leaves out ``weights`` (the file holds the trained weights: nothing to
+    download) and the entries LightningCLI adds for itself (``_class_path``,
+    ``_instantiator``: names starting with ``_``).
+
+    Args:
+        hparams: The saved hyper-parameters.
+
+    Returns:
+        A new dictionary for ``STARSSegmentationTask(**arguments)``.
+    """
+    return {
+        key: value
+        for key, value in hparams.items()
+        if key != 'weights' and not str(key).startswith('_')
+    }
 
 
 def _build_task(hparams: Mapping[str, Any], path: Path) -> Any:
@@ -118,10 +136,9 @@ def _build_task(hparams: Mapping[str, Any], path: Path) -> Any:
     """
     from ..tasks.segmentation import STARSSegmentationTask
 
-    arguments = dict(hparams)
+    arguments = task_arguments(hparams)
     if 'modalities' not in arguments or 'num_classes' not in arguments:
         raise _not_stars(path, 'its hyper-parameters have no modalities / num_classes')
-    arguments.pop('weights', None)
     try:
         return STARSSegmentationTask(**arguments)
     except TypeError as error:

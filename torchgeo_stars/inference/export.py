@@ -23,6 +23,7 @@ from .checkpoint import (
     predictor_from_checkpoint,
     predictor_from_model_file,
     read_checkpoint,
+    task_arguments,
 )
 from .model_file import (
     MODEL_SUFFIX,
@@ -109,14 +110,15 @@ def export_model(
             f'output folder {target.parent} does not exist; create it first.'
         )
     predictor, hyper_parameters = _source(source)
-    hyper_parameters.pop('weights', None)
     from .. import __version__
 
     statistics = predictor.statistics
     metadata = {
         'package_version': __version__,
         'task': 'STARSSegmentationTask',
-        'hyper_parameters': _json_value(hyper_parameters, 'hyper_parameters'),
+        'hyper_parameters': _json_value(
+            task_arguments(hyper_parameters), 'hyper_parameters'
+        ),
         'modalities': dict(predictor.modalities),
         'class_names': list(predictor.class_names),
         'class_colors': [list(c) for c in predictor.colors]
