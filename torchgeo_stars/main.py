@@ -2,7 +2,7 @@
 
 ``torchgeo-stars fit|validate|test|predict --config CFG.yaml`` is TorchGeo's
 LightningCLI with this package's task and datamodules importable by short name
-next to TorchGeo's own. Two more commands:
+next to TorchGeo's own. More commands:
 
 * ``torchgeo-stars synthetic OUT_DIR [--size --seed --classes]`` writes the
   synthetic demo scene;

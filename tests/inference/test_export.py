@@ -12,7 +12,11 @@ from safetensors.torch import save_file
 from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.inference import load_predictor
 from torchgeo_stars.inference.export import export_model
-from torchgeo_stars.inference.model_file import METADATA_KEY, is_model_file
+from torchgeo_stars.inference.model_file import (
+    METADATA_KEY,
+    is_model_file,
+    read_model_metadata,
+)
 from torchgeo_stars.main import main
 
 from ..tasks.helpers import SCENE
@@ -148,3 +152,19 @@ def test_cli_reports_export_errors_in_one_line(
     assert len(error.splitlines()) == 1
     assert 'refused' in error
     assert str(pickled) in error
+
+
+def test_lightning_cli_entries_of_the_hyper_parameters_are_left_out(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    # LightningCLI saves its own entries with the task's hyper-parameters.
+    content = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    content['hyper_parameters']['_class_path'] = 'torchgeo_stars.STARSSegmentationTask'
+    content['hyper_parameters']['_instantiator'] = 'lightning.pytorch.cli.instantiate'
+    from_cli = tmp_path / 'cli.ckpt'
+    torch.save(content, from_cli)
+    assert load_predictor(from_cli).class_names == [f'class{k}' for k in range(6)]
+    exported = export_model(from_cli, tmp_path / 'model.safetensors')
+    saved = read_model_metadata(exported)['hyper_parameters']
+    assert not [key for key in saved if key.startswith('_')]
+    assert saved['num_classes'] == 6
