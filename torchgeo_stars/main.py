@@ -131,12 +131,19 @@ def with_safe_loading(argv: Sequence[str]) -> list[str]:
 
     Returns:
         *argv*, plus ``--weights_only=true`` for fit/validate/test/predict
-        unless ``--weights_only`` is already given.
+        unless ``--weights_only`` is already given (or the installed Lightning
+        predates the option, when ``torch.load``'s own default applies: True
+        since PyTorch 2.6).
     """
+    import inspect
+
+    from lightning.pytorch import Trainer
+
     args = list(argv)
     if (
         args
         and args[0] in CHECKPOINT_SUBCOMMANDS
+        and 'weights_only' in inspect.signature(getattr(Trainer, args[0])).parameters
         and not any(arg.startswith('--weights_only') for arg in args)
     ):
         args.append('--weights_only=true')
