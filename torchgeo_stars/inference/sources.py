@@ -351,6 +351,9 @@ def has_valid_pixel(
 
     Returns:
         True or False, or None when the file does not reach into *area*.
+
+    Raises:
+        DataError: If the file fails to read (e.g. it is truncated).
     """
     box = (
         area
@@ -374,18 +377,24 @@ def has_valid_pixel(
         for value in (info.nodata, nodata)
         if value is not None and not math.isnan(value)
     ]
-    with rasterio.open(info.path) as src:
-        for block in _scan_windows(window, SCAN_BLOCK):
-            data = src.read(window=block)
-            valid = (
-                np.isfinite(data)
-                if data.dtype.kind == 'f'
-                else np.ones(data.shape, bool)
-            )
-            for value in invalid_values:
-                valid &= data != value
-            if valid.any():
-                return True
+    try:
+        with rasterio.open(info.path) as src:
+            for block in _scan_windows(window, SCAN_BLOCK):
+                data = src.read(window=block)
+                valid = (
+                    np.isfinite(data)
+                    if data.dtype.kind == 'f'
+                    else np.ones(data.shape, bool)
+                )
+                for value in invalid_values:
+                    valid &= data != value
+                if valid.any():
+                    return True
+    except rasterio.errors.RasterioError as error:
+        raise DataError(
+            f'{info.path} cannot be read ({error}); check that it is a complete '
+            'GeoTIFF.'
+        ) from error
     return False
 
 
