@@ -168,8 +168,9 @@ def plot_scenario_maps(
         axis.set_axis_off()
     legend_axis = figure.add_subplot(grid[len(maps) // columns, len(maps) % columns])
     legend_axis.set_axis_off()
+    # Outlined swatches: a white class stays visible.
     handles = [
-        matplotlib.patches.Patch(color=cmap(index), label=name)
+        matplotlib.patches.Patch(facecolor=cmap(index), edgecolor='0.4', label=name)
         for index, name in enumerate(class_names)
     ]
     legend_axis.legend(handles=handles, loc='center', fontsize=8, frameon=False)
