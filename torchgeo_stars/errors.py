@@ -17,3 +17,10 @@ class DataError(STARSError, ValueError):
 
 class ConfigurationError(STARSError, ValueError):
     """Parameters or a checkpoint do not match the data or each other."""
+
+
+class DataWarning(UserWarning):
+    """Input data the command can work around, but the user should know of.
+
+    The command line prints it as one line, like an error, and goes on.
+    """

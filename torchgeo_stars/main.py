@@ -10,7 +10,15 @@ next to TorchGeo's own. More commands:
   writes a georeferenced prediction, ``torchgeo-stars join-geotiff`` joins
   the parts of a sharded one;
 * ``torchgeo-stars align --optical A --sar B ... --output DIR`` warps every
-  modality once onto one grid, for fast training.
+  modality once onto one grid, for fast training;
+* ``torchgeo-stars export CKPT OUT.safetensors`` writes a small inference
+  model file from a training checkpoint.
+
+Checkpoints are always loaded with ``weights_only=True`` (``--weights_only
+true`` is added to LightningCLI's fit/validate/test/predict unless given), so
+loading never runs pickled code; one that needs more is refused in one line.
+Third-party tips and deprecation warnings the project cannot fix are filtered
+(:mod:`torchgeo_stars.quiet`).
 
 Errors a user can fix are printed as one line, without a traceback. Every
 command exits with status 0 on success, 1 on a problem with the data,
@@ -19,10 +27,15 @@ configuration, checkpoint or output, 2 when its arguments cannot be parsed
 """
 
 import argparse
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import STARSError
+from .errors import ConfigurationError, STARSError
+from .quiet import quiet_third_party
+
+#: LightningCLI subcommands that can load a checkpoint (``--ckpt_path``).
+CHECKPOINT_SUBCOMMANDS = ('fit', 'validate', 'test', 'predict')
 
 
 def synthetic_main(argv: Sequence[str]) -> int:
@@ -112,6 +125,47 @@ def align_main(argv: Sequence[str]) -> int:
     return align_cli_main(list(argv))
 
 
+def export_main(argv: Sequence[str]) -> int:
+    """Write an inference model file from a checkpoint (``torchgeo-stars export``).
+
+    Args:
+        argv: Arguments after the command name.
+
+    Returns:
+        The exit status.
+    """
+    from .inference.export import main as export_command
+
+    return export_command(list(argv))
+
+
+def with_safe_loading(argv: Sequence[str]) -> list[str]:
+    """Add ``--weights_only=true`` to a LightningCLI command that loads checkpoints.
+
+    Args:
+        argv: Arguments, starting with the subcommand.
+
+    Returns:
+        *argv*, plus ``--weights_only=true`` for fit/validate/test/predict
+        unless ``--weights_only`` is already given (or the installed Lightning
+        predates the option, when ``torch.load``'s own default applies: True
+        since PyTorch 2.6).
+    """
+    import inspect
+
+    from lightning.pytorch import Trainer
+
+    args = list(argv)
+    if (
+        args
+        and args[0] in CHECKPOINT_SUBCOMMANDS
+        and 'weights_only' in inspect.signature(getattr(Trainer, args[0])).parameters
+        and not any(arg.startswith('--weights_only') for arg in args)
+    ):
+        args.append('--weights_only=true')
+    return args
+
+
 def lightning_main(argv: Sequence[str]) -> int:
     """Run TorchGeo's LightningCLI with this package's classes registered.
 
@@ -128,7 +182,7 @@ def lightning_main(argv: Sequence[str]) -> int:
 
     # LightningCLI reads sys.argv; give it exactly these arguments.
     saved = sys.argv
-    sys.argv = [saved[0] if saved else 'torchgeo-stars', *argv]
+    sys.argv = [saved[0] if saved else 'torchgeo-stars', *with_safe_loading(argv)]
     try:
         torchgeo.main.main()
     finally:
@@ -147,13 +201,25 @@ def user_error(error: BaseException) -> BaseException | None:
 
     Returns:
         The first :class:`~torchgeo_stars.errors.STARSError` or
-        :class:`FileExistsError` in the exception chain, or None.
+        :class:`FileExistsError` in the exception chain (a checkpoint refused
+        by ``torch.load(weights_only=True)`` as a
+        :class:`~torchgeo_stars.errors.ConfigurationError`), or None.
     """
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, STARSError | FileExistsError):
             return current
+        if isinstance(current, pickle.UnpicklingError) and (
+            'Weights only load failed' in str(current)
+        ):
+            return ConfigurationError(
+                'the checkpoint (--ckpt_path) cannot be loaded safely: it is not a '
+                'checkpoint, or it holds Python objects other than tensors and plain '
+                'values, whose loading would run their code; it is refused. Save '
+                'checkpoints with torchgeo-stars, or pass --weights_only=false only '
+                'for a checkpoint from a source you trust.'
+            )
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
@@ -171,11 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments that cannot be parsed.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_third_party()
     commands: dict[str, Callable[[Sequence[str]], int]] = {
         'synthetic': synthetic_main,
         'predict-geotiff': predict_geotiff_main,
         'join-geotiff': join_geotiff_main,
         'align': align_main,
+        'export': export_main,
     }
     try:
         if args and args[0] in commands:

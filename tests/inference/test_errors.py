@@ -168,7 +168,10 @@ def test_not_a_stars_checkpoint(tmp_path: Path) -> None:
         load_predictor(plain)
     pickled = tmp_path / 'pickled.ckpt'
     torch.save({'state_dict': {}, 'hyper_parameters': {'x': object()}}, pickled)
-    with pytest.raises(ConfigurationError, match=r'not a STARS checkpoint.*safely'):
+    with pytest.raises(
+        ConfigurationError,
+        match=r'pickled.ckpt is not a STARS checkpoint .it holds Python objects.*refused',
+    ):
         load_predictor(pickled)
     with pytest.raises(FileNotFoundError):
         load_predictor(tmp_path / 'none.ckpt')

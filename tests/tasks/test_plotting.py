@@ -2,7 +2,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from torchgeo_stars.tasks.plotting import default_colors, display_image, plot_scenarios
+from torchgeo_stars.tasks.plotting import (
+    default_colors,
+    display_image,
+    plot_scenario_maps,
+    plot_scenarios,
+)
 
 
 def test_display_image_shows_four_bands_as_rgb_from_red_green_blue() -> None:
@@ -57,3 +62,32 @@ def test_ignored_labels_are_not_drawn_as_a_class() -> None:
     assert hidden[:4].all()
     assert not hidden[4:].any()
     plt.close(figure)
+
+
+def test_scenario_maps_have_a_panel_per_scenario_and_a_bar_each() -> None:
+    scenarios = ['optical+sar', 'optical', 'sar']
+    predictions = {name: torch.randint(0, 3, (12, 12)) for name in scenarios}
+    predictions['sar'][0, 0] = 255  # nodata is left blank
+    miou = {'optical+sar': 0.5, 'optical': 0.25, 'sar': float('nan')}
+    figure = plot_scenario_maps(
+        torch.rand(4, 12, 12),
+        torch.randint(0, 3, (12, 12)),
+        predictions,
+        miou,
+        ['a', 'b', 'c'],
+        quicklook_title='optical (quicklook)',
+    )
+    try:
+        titles = [axis.get_title() for axis in figure.axes]
+        assert titles[:2] == ['optical (quicklook)', 'label']
+        assert titles[2:5] == scenarios
+        bars = figure.axes[-1]
+        heights = [patch.get_height() for patch in bars.patches]  # type: ignore[attr-defined]
+        assert heights[:2] == [50.0, 25.0]
+        assert np.isnan(heights[2])
+        assert [tick.get_text() for tick in bars.get_xticklabels()] == scenarios
+        legend = figure.axes[-2].get_legend()
+        assert legend is not None
+        assert [text.get_text() for text in legend.get_texts()] == ['a', 'b', 'c']
+    finally:
+        plt.close(figure)

@@ -2,8 +2,10 @@
 
 :func:`predict_geotiff` segments any non-empty subset of a model's modalities
 into a Cloud Optimized GeoTIFF class map; :func:`join_shards` joins the parts
-of a sharded run; :func:`load_predictor` reads a STARS checkpoint for the
-command line (:func:`main`, ``torchgeo-stars predict-geotiff``).
+of a sharded run; :func:`load_predictor` reads a STARS checkpoint, or the
+model file :func:`~torchgeo_stars.inference.export.export_model` writes from
+one (``torchgeo-stars export``), for the command line (:func:`main`,
+``torchgeo-stars predict-geotiff``).
 """
 
 from .checkpoint import Predictor, load_predictor, read_checkpoint

@@ -1,14 +1,16 @@
-"""Loading a trained STARS checkpoint for inference.
+"""Loading a trained STARS model for inference.
 
 :func:`load_predictor` is the single entry point the command line uses to turn
-``--checkpoint CKPT`` into everything :func:`~torchgeo_stars.inference.
-predict_geotiff` needs. Reading the file safely and recognising a Lightning
-checkpoint is done here; building the model from a
-``STARSSegmentationTask`` checkpoint is :func:`predictor_from_checkpoint`,
-which the task's author completes.
+``--checkpoint FILE`` into everything :func:`~torchgeo_stars.inference.
+predict_geotiff` needs. FILE is either a Lightning training checkpoint
+(``.ckpt``, read by :func:`read_checkpoint` with ``torch.load(weights_only=
+True)``, so no pickled code runs) or an inference model file written by
+``torchgeo-stars export`` (:mod:`~torchgeo_stars.inference.model_file`,
+safetensors); the file's first bytes tell which.
 """
 
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigurationError
+from .model_file import is_model_file, load_model_weights, read_model_metadata
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(f'checkpoint {path} does not exist.')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        if 'Unsupported global' in str(error):
+            raise _not_stars(
+                path,
+                'it holds Python objects other than tensors and plain values, and '
+                'loading them would run their code: refused',
+            ) from error
+        raise _not_stars(path, f'torch cannot load it safely: {error}') from error
     except Exception as error:
         # Arbitrary bytes fail in many ways inside torch.load (unpickling,
         # zip, EOF, Unicode, value errors): all mean "not a checkpoint".
@@ -87,11 +98,60 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return checkpoint
 
 
+def task_arguments(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's constructor arguments among saved hyper-parameters.
+
+    Leaves out ``weights`` (the file holds the trained weights: nothing to
+    download) and the entries LightningCLI adds for itself (``_class_path``,
+    ``_instantiator``: names starting with ``_``).
+
+    Args:
+        hparams: The saved hyper-parameters.
+
+    Returns:
+        A new dictionary for ``STARSSegmentationTask(**arguments)``.
+    """
+    return {
+        key: value
+        for key, value in hparams.items()
+        if key != 'weights' and not str(key).startswith('_')
+    }
+
+
+def _build_task(hparams: Mapping[str, Any], path: Path) -> Any:
+    """Rebuild a STARSSegmentationTask from its hyper-parameters.
+
+    The task is built without pretrained weights (the file holds the trained
+    ones).
+
+    Args:
+        hparams: The saved hyper-parameters.
+        path: Their file, for messages.
+
+    Returns:
+        The task.
+
+    Raises:
+        ConfigurationError: If they are not a STARSSegmentationTask's.
+    """
+    from ..tasks.segmentation import STARSSegmentationTask
+
+    arguments = task_arguments(hparams)
+    if 'modalities' not in arguments or 'num_classes' not in arguments:
+        raise _not_stars(path, 'its hyper-parameters have no modalities / num_classes')
+    try:
+        return STARSSegmentationTask(**arguments)
+    except TypeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise _not_stars(
+            path, f'its hyper-parameters do not fit the task: {first_line}'
+        ) from error
+
+
 def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Predictor:
     """Build the predictor from a ``STARSSegmentationTask`` checkpoint.
 
-    The task is rebuilt from the saved hyper-parameters (without pretrained
-    weights: the checkpoint holds the trained ones) and the weights loaded;
+    The task is rebuilt from the saved hyper-parameters and the weights loaded;
     the normalisation statistics and raster reading options saved by the task
     come along.
 
@@ -107,29 +167,51 @@ def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Pred
             STARSSegmentationTask's.
     """
     from ..tasks.checkpoint import CHECKPOINT_KEY
-    from ..tasks.segmentation import STARSSegmentationTask
 
-    hparams = dict(checkpoint['hyper_parameters'])
-    if 'modalities' not in hparams or 'num_classes' not in hparams:
-        raise _not_stars(path, 'its hyper-parameters have no modalities / num_classes')
-    hparams.pop('weights', None)
+    task = _build_task(checkpoint['hyper_parameters'], path)
     try:
-        task = STARSSegmentationTask(**hparams)
         task.load_state_dict(checkpoint['state_dict'])
-    except (TypeError, RuntimeError) as error:
+    except RuntimeError as error:
         first_line = str(error).strip().splitlines()[0]
         raise _not_stars(
             path, f'its content does not fit the task: {first_line}'
         ) from error
     extra = checkpoint.get(CHECKPOINT_KEY) or {}
-    statistics = extra.get('statistics')
     return Predictor(
         model=task.model,
-        modalities=dict(hparams['modalities']),
+        modalities=dict(task.hparams['modalities']),
         class_names=task.class_names,
         colors=task.class_colors,
-        statistics=_coerce_statistics(statistics),
+        statistics=_coerce_statistics(extra.get('statistics')),
         reader_options=extra.get('reader_options'),
+    )
+
+
+def predictor_from_model_file(path: str | os.PathLike[str]) -> Predictor:
+    """Build the predictor from a file written by ``torchgeo-stars export``.
+
+    Args:
+        path: The model file.
+
+    Returns:
+        The predictor.
+
+    Raises:
+        ConfigurationError: If the file is not a torchgeo-stars model file or
+            its weights do not fit its hyper-parameters.
+    """
+    path = Path(path)
+    document = read_model_metadata(path)
+    task = _build_task(document['hyper_parameters'], path)
+    load_model_weights(path, task.model)
+    colors = document.get('class_colors')
+    return Predictor(
+        model=task.model,
+        modalities={str(k): int(v) for k, v in document['modalities'].items()},
+        class_names=[str(name) for name in document['class_names']],
+        colors=[(int(r), int(g), int(b)) for r, g, b in colors] if colors else None,
+        statistics=_coerce_statistics(document.get('statistics')),
+        reader_options=document.get('reader_options'),
     )
 
 
@@ -152,19 +234,25 @@ def _coerce_statistics(statistics: Mapping[str, Any] | None) -> dict[str, Any] |
 
 
 def load_predictor(path: str | os.PathLike[str]) -> Predictor:
-    """Load everything inference needs from a STARS checkpoint.
+    """Load everything inference needs from a checkpoint or a model file.
 
     Args:
-        path: A ``.ckpt`` file written by STARSSegmentationTask training.
+        path: A ``.ckpt`` file written by STARSSegmentationTask training, or a
+            model file written by ``torchgeo-stars export``.
 
     Returns:
         The model (in eval mode, on the CPU) and its metadata.
 
     Raises:
         FileNotFoundError: If *path* does not exist.
-        ConfigurationError: If it is not a STARS checkpoint.
+        ConfigurationError: If it is neither.
     """
-    checkpoint = read_checkpoint(path)
-    predictor = predictor_from_checkpoint(checkpoint, Path(path))
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'checkpoint {path} does not exist.')
+    if is_model_file(path):
+        predictor = predictor_from_model_file(path)
+    else:
+        predictor = predictor_from_checkpoint(read_checkpoint(path), path)
     predictor.model.eval()
     return predictor

@@ -8,19 +8,30 @@ given as ``--input NAME PATH [PATH ...]``.
 ``torchgeo-stars join-geotiff PART [PART ...] --output OUT.tif`` joins the parts
 written with ``--num-shards N --shard K``.
 
+``--checkpoint`` takes a training checkpoint (``.ckpt``) or a model file
+written by ``torchgeo-stars export``. The output may not be one of the inputs,
+with or without ``--overwrite``.
+
 Errors a user can fix are printed as one line on standard error and the
-command returns 2 (argument errors) or 1 (everything else), never a traceback.
+command returns 2 (argument errors) or 1 (everything else), never a traceback;
+:class:`~torchgeo_stars.errors.DataWarning` is printed as one line too.
 """
 
 import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
-from ..errors import STARSError
+from ..errors import DataWarning, STARSError
 from .checkpoint import load_predictor
 from .engine import predict_geotiff
 from .shards import join_shards
+
+#: The command's name in messages.
+PROG = 'torchgeo-stars predict-geotiff'
 
 #: Modalities that get their own flag; others use ``--input NAME PATH...``.
 STANDARD_MODALITIES = ('optical', 'sar', 'dsm')
@@ -29,11 +40,16 @@ STANDARD_MODALITIES = ('optical', 'sar', 'dsm')
 def _parser() -> argparse.ArgumentParser:
     """The ``predict-geotiff`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog='torchgeo-stars predict-geotiff',
+        prog=PROG,
         description='Segment georeferenced rasters with a trained STARS model into '
         'a Cloud Optimized GeoTIFF class map.',
     )
-    parser.add_argument('--checkpoint', required=True, type=Path, help='STARS .ckpt')
+    parser.add_argument(
+        '--checkpoint',
+        required=True,
+        type=Path,
+        help='STARS training .ckpt, or a model file from torchgeo-stars export',
+    )
     for name in STANDARD_MODALITIES:
         parser.add_argument(
             f'--{name}',
@@ -84,6 +100,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings(prog: str) -> Iterator[None]:
+    """Print :class:`~torchgeo_stars.errors.DataWarning` as ``PROG: warning: ...``.
+
+    Other warnings are shown as usual.
+
+    Args:
+        prog: The command's name.
+
+    Yields:
+        Nothing; the handler is in place inside the ``with`` block (or the
+        decorated function).
+    """
+    show = warnings.showwarning
+
+    def show_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, DataWarning):
+            text = ' '.join(str(message).split())
+            print(f'{prog}: warning: {text}', file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('always', DataWarning)
+        warnings.showwarning = show_warning
+        yield
+
+
 def _fail(prog: str, error: BaseException) -> int:
     """Print an error as one line and return the exit status."""
     message = ' '.join(str(error).split()) or type(error).__name__
@@ -91,6 +142,7 @@ def _fail(prog: str, error: BaseException) -> int:
     return 1
 
 
+@_one_line_warnings(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``torchgeo-stars predict-geotiff``.
 

@@ -26,8 +26,15 @@ from .output import (
     default_colours,
     probabilities_path,
 )
+from .paths import check_outputs_are_not_inputs
 from .shards import shard_rows, shard_tags
-from .sources import ModalitySource, expand_paths, inspect_raster, union_bounds
+from .sources import (
+    ModalitySource,
+    check_valid_pixels,
+    expand_paths,
+    inspect_raster,
+    union_bounds,
+)
 from .window import check_tiling, window_origins, window_weight
 
 PathLike = str | os.PathLike[str]
@@ -195,6 +202,7 @@ def _open_sources(
             f'{format_bounds(grid.bounds)} (in {grid.crs}), {area}. Give rasters '
             'of the same place' + (' or other bounds.' if bounds is not None else '.')
         )
+    check_valid_pixels(files, grid, reader_options)
     return grid, sources
 
 
@@ -414,6 +422,9 @@ def predict_geotiff(
     if num_shards < 1 or not 0 <= shard < num_shards:
         shard_rows(1, num_shards, shard)
     targets = [output] + ([probabilities_path(output)] if probabilities else [])
+    check_outputs_are_not_inputs(
+        targets, [path for name in inputs for path in expand_paths(name, inputs[name])]
+    )
     check_output_targets(targets, overwrite)
     torch_device = resolve_device(device)
     if precision not in ('32', 'bf16'):

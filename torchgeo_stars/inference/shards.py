@@ -31,6 +31,7 @@ from .output import (
     check_output_targets,
     probabilities_path,
 )
+from .paths import check_outputs_are_not_inputs
 
 #: Tags that describe a shard; a joined file does not keep them.
 SHARD_TAGS = ('STARS_SHARD', 'STARS_NUM_SHARDS', 'STARS_FULL_GRID')
@@ -175,8 +176,8 @@ def join_shards(
     Raises:
         DataError: If a part is unreadable, not a shard part, from another run,
             or if shards are missing or repeated.
-        ConfigurationError: If the output exists (and not *overwrite*) or its
-            folder is missing or not writable.
+        ConfigurationError: If the output is one of the parts, exists (and not
+            *overwrite*) or its folder is missing or not writable.
     """
     output = Path(output)
     infos = [_read_part(Path(p)) for p in parts]
@@ -205,6 +206,11 @@ def join_shards(
         with rasterio.open(probabilities_path(first['path'])) as src:
             probability_format = 'float32' if src.dtypes[0] == 'float32' else 'uint8'
     targets = [output] + ([probabilities_path(output)] if probability_format else [])
+    check_outputs_are_not_inputs(
+        targets,
+        [info['path'] for info in infos]
+        + [probabilities_path(info['path']) for info in infos],
+    )
     check_output_targets(targets, overwrite)
 
     tags = {k: v for k, v in first['tags'].items() if k not in SHARD_TAGS}

@@ -7,12 +7,15 @@ modality rasters (:class:`~torchgeo_stars.datasets.OpticalRaster`,
 ``RasterDataset``) in the output CRS and resolution, so mosaicking several
 files, reprojecting other CRSs or pixel sizes and marking invalid pixels (NaN)
 is theirs and TorchGeo's. This module adds what inference needs on top:
-checking every file before the long run starts and skipping windows no file
-reaches.
+checking every file before the long run starts (readable, the right bands,
+some valid pixel in the output area: :func:`check_valid_pixels`) and skipping
+windows no file reaches.
 """
 
+import math
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,15 @@ import rasterio
 import rasterio.errors
 import shapely
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window
+from rasterio.windows import Window, from_bounds
 
 from .. import datasets
 from ..datasets import ModalityRaster
-from ..errors import ConfigurationError, DataError
-from .grid import Bounds, OutputGrid, format_bounds
+from ..errors import ConfigurationError, DataError, DataWarning
+from .grid import Bounds, OutputGrid, bounds_intersect, format_bounds
+
+#: Side of the blocks :func:`has_valid_pixel` reads at a time, in file pixels.
+SCAN_BLOCK = 1024
 
 #: File name endings (lower case) taken from a folder given as input.
 RASTER_SUFFIXES = ('.tif', '.tiff', '.vrt')
@@ -307,3 +313,133 @@ class ModalitySource:
                 'report it.'
             )
         return data, np.isfinite(data).any(axis=0)
+
+
+def _scan_windows(window: Window, block: int) -> Iterator[Window]:
+    """Split a window into blocks of at most *block* x *block* pixels."""
+    col_off, row_off = int(window.col_off), int(window.row_off)
+    width, height = int(window.width), int(window.height)
+    for row in range(row_off, row_off + height, block):
+        for col in range(col_off, col_off + width, block):
+            yield Window(
+                col,
+                row,
+                min(block, col_off + width - col),
+                min(block, row_off + height - row),
+            )
+
+
+def has_valid_pixel(
+    info: RasterInfo,
+    area: Bounds,
+    area_crs: rasterio.crs.CRS,
+    nodata: float | None = None,
+) -> bool | None:
+    """Whether a file has a valid pixel inside an area.
+
+    The part of the file inside *area* is read block by block and the scan
+    stops at the first valid pixel, so a file with data costs one block. A
+    pixel is valid when some band is finite and differs from the file's nodata
+    value and from *nodata*; the modality's own rules (e.g. a DSM's
+    ``min_valid``) are not applied here.
+
+    Args:
+        info: The file.
+        area: ``(left, bottom, right, top)`` in *area_crs*.
+        area_crs: CRS of *area*.
+        nodata: The reader option's nodata value, if any.
+
+    Returns:
+        True or False, or None when the file does not reach into *area*.
+
+    Raises:
+        DataError: If the file fails to read (e.g. it is truncated).
+    """
+    box = (
+        area
+        if info.crs == area_crs
+        else transform_bounds(area_crs, info.crs, *area, densify_pts=21)
+    )
+    if not bounds_intersect(box, info.bounds):
+        return None
+    full = Window(0, 0, info.width, info.height)
+    try:
+        window = (
+            from_bounds(*box, transform=info.transform)
+            .round_offsets(op='floor')
+            .round_lengths(op='ceil')
+            .intersection(full)
+        )
+    except rasterio.errors.WindowError:
+        return None
+    invalid_values = [
+        value
+        for value in (info.nodata, nodata)
+        if value is not None and not math.isnan(value)
+    ]
+    try:
+        with rasterio.open(info.path) as src:
+            for block in _scan_windows(window, SCAN_BLOCK):
+                data = src.read(window=block)
+                valid = (
+                    np.isfinite(data)
+                    if data.dtype.kind == 'f'
+                    else np.ones(data.shape, bool)
+                )
+                for value in invalid_values:
+                    valid &= data != value
+                if valid.any():
+                    return True
+    except rasterio.errors.RasterioError as error:
+        raise DataError(
+            f'{info.path} cannot be read ({error}); check that it is a complete '
+            'GeoTIFF.'
+        ) from error
+    return False
+
+
+def check_valid_pixels(
+    files: Mapping[str, Sequence[RasterInfo]],
+    grid: OutputGrid,
+    reader_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Check that the inputs have valid pixels in the output area.
+
+    Args:
+        files: Modality name to its files.
+        grid: The output grid.
+        reader_options: Per-modality reader options (their ``nodata``).
+
+    Raises:
+        DataError: If no file has a valid pixel in the output area; the
+            message names every file.
+
+    Warns:
+        DataWarning: For each file without a valid pixel in the output area
+            when other files have some: the map is made without it.
+    """
+    empty: list[str] = []
+    any_valid = False
+    for modality, infos in files.items():
+        nodata = (reader_options or {}).get(modality, {}).get('nodata')
+        for info in infos:
+            found = has_valid_pixel(info, grid.bounds, grid.crs, nodata)
+            if found is False:
+                empty.append(f'{modality} input {info.path}')
+            any_valid = any_valid or bool(found)
+    if not empty:
+        return
+    area = f'the output area {format_bounds(grid.bounds)} (in {grid.crs})'
+    if not any_valid:
+        raise DataError(
+            f'{"; ".join(empty)}: no valid pixel in {area} (every pixel is nodata '
+            "or not finite); check the file's nodata value, or give inputs with data "
+            'there.'
+        )
+    for name in empty:
+        warnings.warn(
+            f'{name} has no valid pixel in {area} (every pixel is nodata or not '
+            'finite); the map is predicted without it.',
+            DataWarning,
+            stacklevel=2,
+        )

@@ -1,5 +1,6 @@
 """Figures of a sample: each modality, the label, and a prediction per scenario."""
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -140,3 +141,85 @@ def plot_first_sample(
     flags = {name: bool(available[0, index]) for index, name in enumerate(modalities)}
     mask = batch[MASK][0] if MASK in batch else None
     return plot_scenarios(images, mask, predictions, class_names, colors, flags)
+
+
+def plot_scenario_maps(
+    quicklook: Tensor,
+    mask: Tensor | None,
+    predictions: Mapping[str, Tensor],
+    miou: Mapping[str, float],
+    class_names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]] | None = None,
+    columns: int = 5,
+    quicklook_title: str = 'image',
+) -> Figure:
+    """Plot a scene's maps under every scenario and the mIoU of each scenario.
+
+    Panels, row by row: the image (*quicklook*), the label, one predicted map
+    per scenario, then the legend; below them, one bar per scenario with its
+    mIoU.
+
+    Args:
+        quicklook: ``(C, H, W)`` image shown as in :func:`display_image`.
+        mask: ``(H, W)`` class indices, or None when there is no label.
+        predictions: Scenario name to its ``(H, W)`` predicted class map;
+            values outside ``0..K-1`` (nodata) are left blank.
+        miou: Scenario name to its mIoU in ``[0, 1]`` (NaN: not evaluated).
+        class_names: Class names, for the legend.
+        colors: RGB colour per class (0..255); defaults to :func:`default_colors`.
+        columns: Map panels per row.
+        quicklook_title: Title of the image panel.
+
+    Returns:
+        The figure (the caller closes it). Each map panel's title is its
+        scenario name (*quicklook_title* and ``label`` for the first two).
+    """
+    colors = list(colors) if colors is not None else default_colors(len(class_names))
+    cmap = ListedColormap(np.asarray(colors, dtype=float) / 255)
+    maps: list[tuple[str, Tensor, bool]] = [(quicklook_title, quicklook, False)]
+    if mask is not None:
+        maps.append(('label', mask, True))
+    maps += [(name, prediction, True) for name, prediction in predictions.items()]
+    columns = max(1, min(columns, len(maps) + 1))
+    rows = math.ceil((len(maps) + 1) / columns)
+    figure = plt.figure(figsize=(2.8 * columns, 2.9 * rows + 2.6))
+    grid = figure.add_gridspec(rows + 1, columns, height_ratios=[2.9] * rows + [2.6])
+    for index, (title, data, is_classes) in enumerate(maps):
+        axis = figure.add_subplot(grid[index // columns, index % columns])
+        if is_classes:
+            labels = data.cpu().numpy()
+            invalid = (labels < 0) | (labels >= len(class_names))
+            axis.imshow(
+                np.ma.masked_where(invalid, labels),
+                cmap=cmap,
+                vmin=0,
+                vmax=len(class_names) - 1,
+                interpolation='nearest',
+            )
+        else:
+            axis.imshow(display_image(data), cmap='gray')
+        axis.set_title(title, fontsize=9)
+        axis.set_axis_off()
+    legend_axis = figure.add_subplot(grid[len(maps) // columns, len(maps) % columns])
+    legend_axis.set_axis_off()
+    # Outlined swatches: a white class stays visible.
+    handles = [
+        matplotlib.patches.Patch(facecolor=cmap(index), edgecolor='0.4', label=name)
+        for index, name in enumerate(class_names)
+    ]
+    legend_axis.legend(handles=handles, loc='center', fontsize=8, frameon=False)
+    bars = figure.add_subplot(grid[rows, :])
+    names = list(miou)
+    values = [100 * miou[name] for name in names]
+    bars.bar(range(len(names)), values, color='tab:blue')
+    bars.set_xticks(range(len(names)), names, rotation=20, ha='right', fontsize=8)
+    bars.set_ylabel('mIoU (%)')
+    bars.set_ylim(0, 100)
+    for position, value in enumerate(values):
+        if math.isfinite(value):
+            bars.annotate(
+                f'{value:.1f}', (position, value), ha='center', va='bottom', fontsize=8
+            )
+    bars.set_title('mIoU per missing-modality scenario', fontsize=9)
+    figure.tight_layout()
+    return figure
