@@ -342,6 +342,17 @@ class NormalizeModalities(nn.Module):
             self.register_buffer(f'mean_{name}', torch.tensor(s.mean))
             self.register_buffer(f'std_{name}', torch.tensor(s.std))
 
+    def has(self, modality: str) -> bool:
+        """Whether the transform has statistics for a modality.
+
+        Args:
+            modality: Modality name.
+
+        Returns:
+            True when ``image_<modality>`` is normalised.
+        """
+        return modality in self._names
+
     def forward(self, sample: Sample) -> Sample:
         """Normalise the modality images of a sample or batch.
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..datasets.normalization import coerce_statistics
 from ..errors import ConfigurationError
 from .model_file import is_model_file, load_model_weights, read_model_metadata
 
@@ -182,7 +183,7 @@ def predictor_from_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> Pred
         modalities=dict(task.hparams['modalities']),
         class_names=task.class_names,
         colors=task.class_colors,
-        statistics=_coerce_statistics(extra.get('statistics')),
+        statistics=coerce_statistics(extra.get('statistics')) or None,
         reader_options=extra.get('reader_options'),
     )
 
@@ -210,27 +211,9 @@ def predictor_from_model_file(path: str | os.PathLike[str]) -> Predictor:
         modalities={str(k): int(v) for k, v in document['modalities'].items()},
         class_names=[str(name) for name in document['class_names']],
         colors=[(int(r), int(g), int(b)) for r, g, b in colors] if colors else None,
-        statistics=_coerce_statistics(document.get('statistics')),
+        statistics=coerce_statistics(document.get('statistics')) or None,
         reader_options=document.get('reader_options'),
     )
-
-
-def _coerce_statistics(statistics: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Turn saved statistics dictionaries back into ModalityStatistics.
-
-    Args:
-        statistics: Modality name to ``{'mean': [...], 'std': [...]}``, or None.
-
-    Returns:
-        Modality name to :class:`~torchgeo_stars.datasets.ModalityStatistics`.
-    """
-    if not statistics:
-        return None
-    from ..datasets import ModalityStatistics
-
-    return {
-        name: ModalityStatistics.coerce(value) for name, value in statistics.items()
-    }
 
 
 def load_predictor(path: str | os.PathLike[str]) -> Predictor:

@@ -14,6 +14,8 @@ from rasterio.crs import CRS
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ..datasets.keys import image_key
+from ..datasets.normalization import NormalizeModalities, coerce_statistics
 from ..errors import ConfigurationError, DataError
 from .blending import BlendedRun, StreamingBlender
 from .grid import OutputGrid, bounds_intersect, format_bounds, output_grid
@@ -96,27 +98,27 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def _normalisers(
+def _normaliser(
     statistics: Mapping[str, Any] | None, modalities: Mapping[str, int]
-) -> dict[str, tuple[np.typing.NDArray[np.float32], np.typing.NDArray[np.float32]]]:
-    """Per-modality ``(mean, std)`` arrays shaped ``(C, 1, 1)``."""
-    result = {}
-    for name, stats in (statistics or {}).items():
-        if name not in modalities:
-            continue
-        mean = np.asarray(torch.as_tensor(stats.mean), dtype=np.float32).reshape(-1)
-        std = np.asarray(torch.as_tensor(stats.std), dtype=np.float32).reshape(-1)
-        if mean.size != modalities[name] or std.size != modalities[name]:
+) -> NormalizeModalities | None:
+    """The training normaliser for the model's modalities, or None for raw values.
+
+    Raises:
+        ConfigurationError: If a modality's statistics have another band count
+            than the model.
+    """
+    stats = {
+        name: value
+        for name, value in coerce_statistics(statistics).items()
+        if name in modalities
+    }
+    for name, value in stats.items():
+        if value.num_bands != modalities[name]:
             raise ConfigurationError(
-                f'statistics of {name} have {mean.size} means and {std.size} '
-                f'standard deviations but the model has {modalities[name]} {name} '
-                'bands.'
+                f'statistics of {name} have {value.num_bands} means and standard '
+                f'deviations but the model has {modalities[name]} {name} bands.'
             )
-        result[name] = (
-            mean.reshape(-1, 1, 1),
-            np.maximum(std, 1e-12).reshape(-1, 1, 1),
-        )
-    return result
+    return NormalizeModalities(stats) if stats else None
 
 
 def _check_arguments(
@@ -213,15 +215,13 @@ class _WindowReader:
         self,
         grid: OutputGrid,
         sources: Mapping[str, ModalitySource],
-        normalisers: Mapping[
-            str, tuple[np.typing.NDArray[np.float32], np.typing.NDArray[np.float32]]
-        ],
+        normaliser: NormalizeModalities | None,
         patch_size: int,
         min_coverage: float,
     ) -> None:
         self.grid = grid
         self.sources = sources
-        self.normalisers = normalisers
+        self.normaliser = normaliser
         self.patch_size = patch_size
         self.min_coverage = min_coverage
 
@@ -259,9 +259,9 @@ class _WindowReader:
         for name, (data, _) in read.items():
             if fractions[name] < threshold:
                 continue
-            if name in self.normalisers:
-                mean, std = self.normalisers[name]
-                data = (data - mean) / std
+            key = image_key(name)
+            if self.normaliser is not None and self.normaliser.has(name):
+                data = self.normaliser({key: torch.from_numpy(data)})[key].numpy()
             np.copyto(data, np.float32(0), where=~np.isfinite(data))
             inputs[name] = data.astype(np.float32, copy=False)
         return _Prepared(window, inputs, [n in inputs for n in self.sources], union)
@@ -381,8 +381,11 @@ def predict_geotiff(
             the model's order.
         class_names: Name of each class, in class-index order (at most 255).
         colors: RGB colour of each class; matplotlib's ``tab20`` by default.
-        statistics: Per-modality normalisation: objects with per-band ``mean``
-            and ``std`` applied as ``(x - mean) / std``; None feeds raw values.
+        statistics: Per-modality normalisation statistics
+            (:class:`~torchgeo_stars.datasets.ModalityStatistics` or their dict
+            form), applied as in training by
+            :class:`~torchgeo_stars.datasets.NormalizeModalities`; None feeds
+            raw values.
         crs: Output CRS (EPSG code, WKT, ...) instead of the reference's.
         res: Output pixel size, one value or ``(x, y)``, in CRS units.
         bounds: Output ``(left, bottom, right, top)`` in the output CRS.
@@ -431,7 +434,7 @@ def predict_geotiff(
         raise ConfigurationError(
             f"precision must be '32' or 'bf16', got {precision!r}."
         )
-    normalisers = _normalisers(statistics, modalities)
+    normaliser = _normaliser(statistics, modalities)
     grid, sources = _open_sources(inputs, modalities, crs, res, bounds, reader_options)
     first_row, stop_row = shard_rows(grid.height, num_shards, shard)
 
@@ -454,7 +457,7 @@ def predict_geotiff(
         num_classes + 2,
     )
     weight = window_weight(patch_size)
-    reader = _WindowReader(grid, sources, normalisers, patch_size, min_coverage)
+    reader = _WindowReader(grid, sources, normaliser, patch_size, min_coverage)
     tags = {
         'STARS_MODALITIES': ','.join(sources),
         **shard_tags(grid, num_shards, shard),
