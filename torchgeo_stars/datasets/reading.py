@@ -192,15 +192,21 @@ def _resample_same_crs(
 ) -> Array | None:
     """Resample a file in the window's CRS with GDAL's resampled read, no warp.
 
-    Used when the window lies inside the file and every source pixel under it
-    (and its interpolation margin) is valid, so nothing needs leaving out of
-    the interpolation; GDAL then resamples the fractional source window
-    straight onto the window's pixels.
+    Used when the file holds floats, the window lies inside the file and
+    every source pixel under it (and its interpolation margin) is valid, so
+    nothing needs leaving out of the interpolation; GDAL then resamples the
+    fractional source window straight onto the window's pixels, the same
+    values as the warp gives, without the warper's set-up. (GDAL's resampled
+    read leaves nodata in the interpolation and rounds integer data, hence
+    the conditions.)
 
     Returns:
         The array (C, height, width), or None when the window is not inside
         the file or some pixel under it is invalid (the caller warps instead).
     """
+    bands = band_indexes if band_indexes is not None else range(1, src.count + 1)
+    if any(np.dtype(src.dtypes[b - 1]).kind != 'f' for b in bands):
+        return None  # GDAL would resample integers as integers (rounded)
     area = from_bounds(*bounds, transform=src_transform)
     eps = 1e-6
     if (
