@@ -2,18 +2,17 @@
 
 import os
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import reproject
 
-import torchgeo_stars.datasets.reading as reading
 from torchgeo_stars.datasets import DSMRaster, OpticalRaster, SARRaster
 from torchgeo_stars.datasets.reading import OpenRasters, read_onto_grid
 
@@ -24,17 +23,17 @@ DSM_FILE = MULTIMODAL / 'dsm' / 'dsm.tif'
 
 
 @pytest.fixture
-def warps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def warps(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Count the warps of the read path (the keyword arguments of each)."""
     calls: list[dict[str, Any]] = []
-    real = reading.reproject
+    real = rasterio.warp.reproject
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(reading, 'reproject', counting)
-    yield calls
+    monkeypatch.setattr('torchgeo_stars.datasets.reading.reproject', counting)
+    return calls
 
 
 def reference_warp(
@@ -145,12 +144,14 @@ def test_gdal_mask_without_nodata(tmp_path: Path) -> None:
         'crs': 'EPSG:32631',
         'transform': from_origin(X0, Y0, RES, RES),
     }
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(path, 'w', **profile) as dst:
-            dst.write(data)
-            valid = np.full((8, 8), 255, dtype=np.uint8)
-            valid[:2, :3] = 0
-            dst.write_mask(valid)
+    valid = np.full((8, 8), 255, dtype=np.uint8)
+    valid[:2, :3] = 0
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(path, 'w', **profile) as dst,
+    ):
+        dst.write(data)
+        dst.write_mask(valid)
     with rasterio.open(path) as src:
         out = read_onto_grid(
             src,
@@ -177,7 +178,7 @@ def test_open_rasters_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(handles) == 1
     # In a forked worker (another pid) the parent's handle is not reused
     pid = os.getpid()
-    monkeypatch.setattr(reading.os, 'getpid', lambda: pid + 1)
+    monkeypatch.setattr(os, 'getpid', lambda: pid + 1)
     assert len(handles) == 0
     forked = handles.get(str(OPTICAL_FILE))
     assert forked is not first
