@@ -105,3 +105,42 @@ def test_georeferencing_from_gcps(tmp_path: Path) -> None:
         found_crs, found = georeferencing(dataset, src)
     assert CRS.from_user_input(found_crs) == crs
     assert found.almost_equals(transform, precision=1e-6)
+
+
+def torchgeo_query(dataset: RasterDataset, index: tuple[slice, ...]) -> list[str]:
+    """The file query of TorchGeo 0.10's ``RasterDataset.__getitem__``."""
+    x, y, t = dataset._disambiguate_slice(index)
+    frame = dataset.index
+    frame = frame.iloc[frame.index.overlaps(pd.Interval(t.start, t.stop))]
+    frame = frame.iloc[:: t.step]
+    frame = frame.cx[x.start : x.stop, y.start : y.stop]
+    return [str(f) for f in frame['filepath']]
+
+
+def test_cached_query_agrees_with_torchgeo() -> None:
+    dataset = RasterDataset([SENTINEL2, MULTIMODAL / 'optical'])
+    dataset.crs = CRS.from_epsg(32631)
+    generator = torch.Generator().manual_seed(0)
+    x, y, t = dataset.bounds
+    june1 = slice(pd.Timestamp('2023-06-01'), pd.Timestamp('2023-06-01 23:59'))
+    times = [t, june1, slice(t.start, t.stop, 2)]
+    found = set()
+    for i in range(60):
+        xmin, ymin = (
+            float(v)
+            for v in torch.rand(2, generator=generator)
+            * torch.tensor([x.stop - x.start, y.stop - y.start])
+        )
+        xmin += x.start - 200.0
+        ymin += y.start - 200.0
+        index = (slice(xmin, xmin + 300.0), slice(ymin, ymin + 300.0), times[i % 3])
+        files = files_in_window(dataset, window_grid(dataset, index))
+        assert files == torchgeo_query(dataset, index)
+        found.add(len(files))
+    assert len(found) > 1  # some windows hit more files than others
+    # The index reprojected in place (TorchGeo's crs setter): query rebuilt
+    dataset.crs = CRS.from_epsg(3857)
+    x, y, _ = dataset.bounds
+    files = files_in_window(dataset, window_grid(dataset, (x, y)))
+    assert files == torchgeo_query(dataset, (x, y))
+    assert len(files) == len(dataset.index)

@@ -20,9 +20,12 @@ this module (and its tests), nothing else.
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import shapely
 import torch
 from affine import Affine
+from geopandas import GeoDataFrame
 from rasterio.io import DatasetReader
 from rasterio.transform import from_origin
 from torch import Tensor
@@ -108,12 +111,52 @@ def window_grid(dataset: GeoDataset, index: GeoSlice) -> WindowGrid:
     return WindowGrid(x, y, t)
 
 
+class _IndexQuery:
+    """TorchGeo's file query over one index frame, without pandas per call.
+
+    The positions of the files whose dates overlap a time slice are computed
+    with pandas once per slice (samplers repeat one), the footprints are
+    tested with one vectorised :func:`shapely.intersects`: the result is
+    TorchGeo's, at a fraction of the per-sample cost of
+    ``frame.iloc[...].cx[...]`` (which builds several pandas objects per call).
+    """
+
+    def __init__(self, frame: GeoDataFrame) -> None:
+        self.frame = frame
+        self.crs = frame.crs
+        self.geometries = np.asarray(frame.geometry.values)
+        self.filepaths = [str(path) for path in frame['filepath']]
+        self._by_time: dict[tuple[Any, Any, Any], np.ndarray[Any, Any]] = {}
+
+    def is_for(self, frame: GeoDataFrame) -> bool:
+        # to_crs(inplace=True), as TorchGeo's crs setter does, sets a new CRS
+        return frame is self.frame and frame.crs is self.crs
+
+    def files(self, window: WindowGrid) -> list[str]:
+        x, y, t = window.x, window.y, window.t
+        key = (t.start, t.stop, t.step)
+        positions = self._by_time.get(key)
+        if positions is None:
+            overlaps = self.frame.index.overlaps(pd.Interval(t.start, t.stop))
+            positions = np.flatnonzero(overlaps)[:: t.step]
+            if len(self._by_time) >= 64:
+                self._by_time.clear()
+            self._by_time[key] = positions
+        hits = shapely.intersects(
+            self.geometries[positions], shapely.box(x.start, y.start, x.stop, y.stop)
+        )
+        return [self.filepaths[i] for i in positions[hits]]
+
+
 def files_in_window(dataset: RasterDataset, window: WindowGrid) -> list[str]:
     """Files of a raster dataset that cover a window, as TorchGeo 0.10 picks them.
 
-    The same query as :meth:`torchgeo.datasets.RasterDataset.__getitem__`:
-    files whose date interval overlaps the window's, every ``tres``-th of
-    them, then those whose footprint intersects the window.
+    The same files, in the same order, as the query of
+    :meth:`torchgeo.datasets.RasterDataset.__getitem__`
+    (``index.iloc[index.index.overlaps(t)].iloc[::tres].cx[x, y]``): files
+    whose date interval overlaps the window's, every ``tres``-th of them, then
+    those whose footprint intersects the window. The query is prepared once
+    per index (and rebuilt when the index or its CRS changes).
 
     Args:
         dataset: the raster dataset.
@@ -122,12 +165,10 @@ def files_in_window(dataset: RasterDataset, window: WindowGrid) -> list[str]:
     Returns:
         File paths, in index order (possibly empty).
     """
-    x, y, t = window.x, window.y, window.t
-    frame = dataset.index
-    frame = frame.iloc[frame.index.overlaps(pd.Interval(t.start, t.stop))]
-    frame = frame.iloc[:: t.step]
-    frame = frame.cx[x.start : x.stop, y.start : y.stop]
-    return [str(path) for path in frame['filepath']]
+    query = dataset.__dict__.get('_index_query')
+    if not isinstance(query, _IndexQuery) or not query.is_for(dataset.index):
+        query = dataset.__dict__['_index_query'] = _IndexQuery(dataset.index)
+    return query.files(window)
 
 
 def band_file(dataset: RasterDataset, band: str, filepath: str) -> str:
