@@ -27,7 +27,7 @@ from the same run. Goals (issue 12): (b)/(a) >= 1.0 at 256 px, (c)/(a) >= 3.0,
 Usage::
 
     .venv/bin/python benchmarks/data_throughput.py [--sizes 64 256]
-        [--samples 100] [--rounds 3] [--scene-size 512] [--batch-size 8]
+        [--samples 100] [--rounds 3] [--scene-size 1024] [--batch-size 8]
         [--output benchmarks/results/data_throughput.md]
 """
 
@@ -300,7 +300,12 @@ def main() -> None:
     parser.add_argument('--sizes', type=int, nargs='+', default=[64, 256])
     parser.add_argument('--samples', type=int, default=100)
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--scene-size', type=int, default=512)
+    parser.add_argument(
+        '--scene-size',
+        type=int,
+        default=1024,
+        help='optical side in pixels (val and test stripes take a whole patch each)',
+    )
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument(
         '--output',
