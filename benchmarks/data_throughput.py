@@ -19,7 +19,10 @@ paired samples per second at each patch size for:
   alive), with its default number of workers, with 0 and with 2 workers:
   batches/s and samples/s.
 
-(a), (b) and (c) read the same windows; each is timed ``--rounds`` times,
+(a), (b) and (c) read the same windows, drawn by the sampler over (b) and
+moved onto the optical pixel grid, as the datamodule's samplers draw them
+(``--no-snap`` keeps them where the sampler put them: its grid starts at the
+intersection's corner, off every file's grid). Each is timed ``--rounds`` times,
 interleaved, and the median is kept, so the ratios (b)/(a) and (c)/(a) come
 from the same run. Goals (issue 12): (b)/(a) >= 1.0 at 256 px, (c)/(a) >= 3.0,
 2 workers >= 1.7 x 0 workers.
@@ -147,6 +150,20 @@ def project_pairs(images: dict[str, Path], mask: Path) -> GeoDataset:
     )
 
 
+def snap(window: Any, grid: tuple[float, float, float, float]) -> Any:
+    """Move a window onto a pixel grid ``(left, top, xres, yres)``, same size."""
+    x, y, *rest = window
+    left, top, xres, yres = grid
+    xmin = left + round((x.start - left) / xres) * xres
+    ymax = top - round((top - y.stop) / yres) * yres
+    width, height = x.stop - x.start, y.stop - y.start
+    return (
+        slice(xmin, xmin + width, x.step),
+        slice(ymax - height, ymax, y.step),
+        *rest,
+    )
+
+
 def rate(dataset: GeoDataset, windows: Sequence[Any]) -> float:
     """Samples per second reading *windows* once."""
     start = time.perf_counter()
@@ -213,9 +230,10 @@ def markdown(results: dict[str, Any]) -> str:
         f'- aligned_copy: {results["align_s_per_mpx"]:.3f} s per output megapixel '
         '(all modalities)'
     )
+    placed = 'on the optical grid' if results['snap'] else 'as the sampler drew them'
     lines.append(
         f'- samples/s: paired samples per second, median of {results["rounds"]} '
-        f'interleaved rounds of {results["samples"]} windows; scene '
+        f'interleaved rounds of {results["samples"]} windows ({placed}); scene '
         f'{results["scene_size"]} px, one torch thread, {results["cpus"]} CPUs; '
         f'loader batches of {results["batch_size"]}.'
     )
@@ -239,6 +257,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         'c': lambda: project_pairs(aligned_images, aligned['mask']),
     }
     built = {key: make() for key, make in datasets.items()}
+    with rasterio.open(images['optical']) as src:
+        optical_grid = (src.transform.c, src.transform.f, src.res[0], src.res[1])
     rows = []
     for size in args.sizes:
         generator = torch.Generator().manual_seed(size)
@@ -247,6 +267,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 built['b'], size=size, length=args.samples, generator=generator
             )
         )
+        if args.snap:
+            windows = [snap(window, optical_grid) for window in windows]
         rates: dict[str, list[float]] = {key: [] for key in built}
         for dataset in built.values():
             rate(dataset, windows[:5])  # warm-up: files open, blocks cached
@@ -287,6 +309,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         'worker_scaling': scaling,
         'align_s_per_mpx': align_s / megapixels,
         'rounds': args.rounds,
+        'snap': args.snap,
         'samples': args.samples,
         'scene_size': args.scene_size,
         'batch_size': args.batch_size,
@@ -307,6 +330,13 @@ def main() -> None:
         help='optical side in pixels (val and test stripes take a whole patch each)',
     )
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument(
+        '--no-snap',
+        dest='snap',
+        action='store_false',
+        help="keep the sampler's windows as drawn instead of moving them onto the "
+        "optical pixel grid (the datamodule's samplers draw on that grid)",
+    )
     parser.add_argument(
         '--output',
         type=Path,

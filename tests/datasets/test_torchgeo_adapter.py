@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import rasterio
 import torch
 import torchgeo
@@ -10,6 +11,7 @@ from packaging.version import Version
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from torchgeo.datasets import RasterDataset
+from torchgeo.datasets.utils import GeoSlice
 
 from torchgeo_stars.datasets.torchgeo_adapter import (
     TARGET_TORCHGEO,
@@ -80,6 +82,7 @@ def test_band_file() -> None:
     )
 
 
+@pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')
 def test_georeferencing_from_gcps(tmp_path: Path) -> None:
     dataset = RasterDataset(MULTIMODAL / 'optical')
     with rasterio.open(MULTIMODAL / 'optical' / 'optical_20230601.tif') as src:
@@ -107,7 +110,7 @@ def test_georeferencing_from_gcps(tmp_path: Path) -> None:
     assert found.almost_equals(transform, precision=1e-6)
 
 
-def torchgeo_query(dataset: RasterDataset, index: tuple[slice, ...]) -> list[str]:
+def torchgeo_query(dataset: RasterDataset, index: GeoSlice) -> list[str]:
     """The file query of TorchGeo 0.10's ``RasterDataset.__getitem__``."""
     x, y, t = dataset._disambiguate_slice(index)
     frame = dataset.index
@@ -133,7 +136,11 @@ def test_cached_query_agrees_with_torchgeo() -> None:
         )
         xmin += x.start - 200.0
         ymin += y.start - 200.0
-        index = (slice(xmin, xmin + 300.0), slice(ymin, ymin + 300.0), times[i % 3])
+        index: GeoSlice = (
+            slice(xmin, xmin + 300.0),
+            slice(ymin, ymin + 300.0),
+            times[i % 3],
+        )
         files = files_in_window(dataset, window_grid(dataset, index))
         assert files == torchgeo_query(dataset, index)
         found.add(len(files))
