@@ -95,6 +95,9 @@ class ConfigurableRaster(RasterDataset):
     * reads each file with a single warp straight onto the sample grid, invalid
       pixels left out of the interpolation (TorchGeo warps to the dataset CRS at
       the file's pixel size and resamples again, blending nodata into edges);
+      a file already on the window's grid is read with a plain windowed read
+      (see :mod:`~torchgeo_stars.datasets.reading`), and file handles stay
+      open, once per process (:class:`~torchgeo_stars.datasets.reading.OpenRasters`);
     * raises :class:`~torchgeo_stars.errors.DataError` with the path and the
       fix when no file matches, a file cannot be read (TorchGeo would skip it),
       a band file is missing, or a file fails to read at sample time (truncated);
