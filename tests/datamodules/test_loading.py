@@ -94,10 +94,7 @@ def test_two_workers_same_batches_as_none() -> None:
     for workers in (0, 2):
         dm = datamodule(num_workers=workers, seed=3)
         dm.setup('fit')
-        batches[workers] = [
-            list(dm.train_dataloader()),
-            list(dm.val_dataloader()),
-        ]
+        batches[workers] = [list(dm.train_dataloader()), list(dm.val_dataloader())]
     assert len(batches[0][0]) == 4  # 8 patches, batches of 2
     for split0, split2 in zip(batches[0], batches[2], strict=True):
         assert len(split0) == len(split2) > 0
