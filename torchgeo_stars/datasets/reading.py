@@ -180,7 +180,7 @@ def _read_valid(
     return mark_invalid(array)
 
 
-def _resample_same_crs(
+def _resampled_read(
     src: DatasetReader,
     src_transform: Affine,
     band_indexes: Sequence[int] | None,
@@ -188,25 +188,23 @@ def _resample_same_crs(
     shape: tuple[int, int],
     resampling: Resampling,
     dtype: str,
-    mark_invalid: Callable[[Array], Array],
 ) -> Array | None:
     """Resample a file in the window's CRS with GDAL's resampled read, no warp.
 
-    Used when the file holds floats, the window lies inside the file and
-    every source pixel under it (and its interpolation margin) is valid, so
-    nothing needs leaving out of the interpolation; GDAL then resamples the
-    fractional source window straight onto the window's pixels, the same
-    values as the warp gives, without the warper's set-up. (GDAL's resampled
-    read leaves nodata in the interpolation and rounds integer data, hence
-    the conditions.)
+    For a file whose pixels under the window (and its interpolation margin)
+    are all valid, so nothing needs leaving out of the interpolation: GDAL
+    resamples the fractional source window straight onto the window's pixels,
+    the same values as the warp gives, without the warper's set-up. Only for
+    float files and windows inside the file (GDAL's resampled read rounds
+    integer data, and does not read outside the file).
 
     Returns:
-        The array (C, height, width), or None when the window is not inside
-        the file or some pixel under it is invalid (the caller warps instead).
+        The array (C, height, width), or None when the file is not float or
+        the window is not inside it (the caller warps instead).
     """
     bands = band_indexes if band_indexes is not None else range(1, src.count + 1)
     if any(np.dtype(src.dtypes[b - 1]).kind != 'f' for b in bands):
-        return None  # GDAL would resample integers as integers (rounded)
+        return None
     area = from_bounds(*bounds, transform=src_transform)
     eps = 1e-6
     if (
@@ -216,23 +214,11 @@ def _resample_same_crs(
         or area.row_off + area.height > src.height + eps
     ):
         return None
-    covering = Window(
-        max(math.floor(area.col_off) - 2, 0), max(math.floor(area.row_off) - 2, 0), 0, 0
-    )
-    covering = Window(
-        covering.col_off,
-        covering.row_off,
-        min(math.ceil(area.col_off + area.width) + 2, src.width) - covering.col_off,
-        min(math.ceil(area.row_off + area.height) + 2, src.height) - covering.row_off,
-    )
-    if np.isnan(_read_valid(src, band_indexes, covering, dtype, mark_invalid)).any():
-        return None
-    count = len(band_indexes) if band_indexes is not None else src.count
     indexes = list(band_indexes) if band_indexes is not None else None
     resampled: Array = src.read(
         indexes,
         window=area,
-        out_shape=(count, *shape),
+        out_shape=(len(list(bands)), *shape),
         resampling=resampling,
         out_dtype=dtype,
     )
@@ -291,25 +277,7 @@ def read_onto_grid(
         out[:, r0 : r0 + data.shape[1], c0 : c0 + data.shape[2]] = data
         return out
 
-    if (
-        src_transform.b == 0
-        and src_transform.d == 0
-        and src_transform.e < 0
-        and src_crs == dst_crs
-    ):
-        resampled = _resample_same_crs(
-            src,
-            src_transform,
-            band_indexes,
-            bounds,
-            shape,
-            resampling,
-            dtype,
-            mark_invalid,
-        )
-        if resampled is not None:
-            return resampled
-
+    file_transform = src_transform
     window = None
     if src_transform.b == 0 and src_transform.d == 0:
         # Read only the part of the file that covers the window (plus a margin
@@ -332,10 +300,22 @@ def read_onto_grid(
             return None
         src_transform = window_transform(window, src_transform)
     array = _read_valid(src, band_indexes, window, dtype, mark_invalid)
+    invalid = bool(np.isnan(array).any())
+    if (
+        not invalid
+        and window is not None
+        and file_transform.e < 0
+        and src_crs == dst_crs
+    ):
+        resampled = _resampled_read(
+            src, file_transform, band_indexes, bounds, shape, resampling, dtype
+        )
+        if resampled is not None:
+            return resampled
     out = np.full((array.shape[0], height, width), np.nan, dtype=dtype)
     # GDAL's nodata-aware warp kernel is about twice as slow as the plain one;
     # it is only needed when some source pixel is invalid
-    nodata = np.nan if np.isnan(array).any() else None
+    nodata = np.nan if invalid else None
     reproject(
         array,
         out,
