@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -172,6 +173,13 @@ def rate(dataset: GeoDataset, windows: Sequence[Any]) -> float:
     return len(windows) / (time.perf_counter() - start)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used, from ``/proc`` (Linux)."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def loader_rate(
     images: dict[str, Path],
     mask: Path,
@@ -179,8 +187,14 @@ def loader_rate(
     samples: int,
     batch_size: int,
     workers: int,
-) -> tuple[float, float]:
-    """(d): batches/s and samples/s of the datamodule's training loader."""
+) -> tuple[float, float, float | None]:
+    """(d): batches/s, samples/s and CPU ms per sample of the training loader.
+
+    The CPU time is the main process's plus its workers' (None where
+    ``/proc`` is not available): on a machine shared with other work, the
+    wall-clock gain of workers is bounded by the cores they get, while the CPU
+    time per sample shows whether workers add overhead.
+    """
     datamodule = MultimodalDataModule(
         {name: str(images[name].parent) for name in MODALITIES},
         str(mask.parent),
@@ -195,10 +209,22 @@ def loader_rate(
     loader = datamodule.train_dataloader()
     for _ in loader:  # warm-up epoch: workers start, files open
         pass
+    iterator = getattr(loader, '_iterator', None)  # persistent workers' iterator
+    pids = [w.pid for w in getattr(iterator, '_workers', [])]
+    try:
+        cpu_start: float | None = sum(cpu_seconds(pid) for pid in pids)
+    except OSError:
+        cpu_start = None
+    main_start = time.process_time()
     start = time.perf_counter()
     batches = sum(1 for _ in loader)
     elapsed = time.perf_counter() - start
-    return batches / elapsed, batches * batch_size / elapsed
+    cpu_ms = None
+    if cpu_start is not None:
+        cpu = time.process_time() - main_start
+        cpu += sum(cpu_seconds(pid) for pid in pids) - cpu_start
+        cpu_ms = 1000 * cpu / (batches * batch_size)
+    return batches / elapsed, batches * batch_size / elapsed, cpu_ms
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -215,13 +241,16 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         '',
-        '| patch | training loader | batches/s | samples/s |',
-        '|---|---|---:|---:|',
+        '| patch | training loader | batches/s | samples/s | CPU ms / sample |',
+        '|---|---|---:|---:|---:|',
     ]
     for row in results['loaders']:
+        ms = row['cpu_ms_per_sample']
+        cpu = '' if ms is None else f'{ms:.1f}'
         lines.append(
             f'| {row["size"]} px | {row["workers"]} workers{row["note"]} '
-            f'| {row["batches_per_s"]:.2f} | {row["samples_per_s"]:.1f} |'
+            f'| {row["batches_per_s"]:.2f} | {row["samples_per_s"]:.1f} '
+            f'| {cpu} |'
         )
     lines.append('')
     for size, ratio in results['worker_scaling'].items():
@@ -237,6 +266,7 @@ def markdown(results: dict[str, Any]) -> str:
         f'{results["scene_size"]} px, one torch thread, {results["cpus"]} CPUs; '
         f'loader batches of {results["batch_size"]}.'
     )
+    lines.append(f'- command: `{results["command"]}`')
     return '\n'.join(lines) + '\n'
 
 
@@ -287,7 +317,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     for size in args.sizes:
         per_workers = {}
         for workers in sorted({0, 2, default}):
-            batches_per_s, samples_per_s = loader_rate(
+            batches_per_s, samples_per_s, cpu_ms = loader_rate(
                 images, mask, size, args.samples, args.batch_size, workers
             )
             per_workers[workers] = samples_per_s
@@ -299,6 +329,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                     'note': note,
                     'batches_per_s': batches_per_s,
                     'samples_per_s': samples_per_s,
+                    'cpu_ms_per_sample': cpu_ms,
                 }
             )
             print(loaders[-1], flush=True)
@@ -310,6 +341,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         'align_s_per_mpx': align_s / megapixels,
         'rounds': args.rounds,
         'snap': args.snap,
+        'command': 'python benchmarks/data_throughput.py ' + ' '.join(sys.argv[1:]),
         'samples': args.samples,
         'scene_size': args.scene_size,
         'batch_size': args.batch_size,
