@@ -211,7 +211,7 @@ class MaskRaster(ConfigurableRaster):
         elif self.nodata is not None:
             fill = float(self.nodata)
         else:
-            nodata = self._cached_open(str(next(iter(filepaths)))).nodata
+            nodata = self.open_files.get(str(next(iter(filepaths)))).nodata
             fill = float(nodata) if nodata is not None and np.isfinite(nodata) else 0.0
         mosaic[~np.isfinite(mosaic)] = fill
         return mosaic

@@ -24,8 +24,6 @@ scale, DSM values below ``min_valid``). The paired datasets
 sees them.
 """
 
-import atexit
-import functools
 import os
 import re
 import warnings
@@ -36,7 +34,6 @@ import numpy as np
 import rasterio
 import rasterio.errors
 import torch
-from affine import Affine
 from pyproj import CRS
 from rasterio.crs import CRS as RIO_CRS
 from rasterio.enums import Resampling
@@ -47,8 +44,15 @@ from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
 
 from ..errors import ConfigurationError, DataError
 from .intersection import MODALITY_NAME, ModalityIntersection
-from .keys import image_key
-from .reading import read_onto_grid
+from .keys import BOUNDS, MASK, TRANSFORM, image_key
+from .reading import OpenRasters, read_onto_grid
+from .torchgeo_adapter import (
+    WindowGrid,
+    band_file,
+    files_in_window,
+    georeferencing,
+    window_grid,
+)
 
 
 class RasterLayout(TypedDict, total=False):
@@ -91,6 +95,9 @@ class ConfigurableRaster(RasterDataset):
     * reads each file with a single warp straight onto the sample grid, invalid
       pixels left out of the interpolation (TorchGeo warps to the dataset CRS at
       the file's pixel size and resamples again, blending nodata into edges);
+      a file already on the window's grid is read with a plain windowed read
+      (see :mod:`~torchgeo_stars.datasets.reading`), and file handles stay
+      open, once per process (:class:`~torchgeo_stars.datasets.reading.OpenRasters`);
     * raises :class:`~torchgeo_stars.errors.DataError` with the path and the
       fix when no file matches, a file cannot be read (TorchGeo would skip it),
       a band file is missing, or a file fails to read at sample time (truncated);
@@ -170,6 +177,9 @@ class ConfigurableRaster(RasterDataset):
         if resampling is not None:
             self._resampling = self._parse_resampling(resampling)
         self.paths = paths
+        #: Open file handles, once per process (used when ``cache`` is True).
+        self.open_files = OpenRasters()
+        self._window_crs: tuple[CRS, RIO_CRS] | None = None
 
         regex = self._compile_regex()
         candidates = self._matching_files(regex)
@@ -377,90 +387,71 @@ class ConfigurableRaster(RasterDataset):
 
     # Reading ----------------------------------------------------------------
 
-    @functools.lru_cache(maxsize=128)  # noqa: B019
-    def _cached_open(self, filepath: str) -> DatasetReader:
-        return rasterio.open(filepath)
-
-    def _georeferencing(self, src: DatasetReader) -> tuple[Any, Affine]:
-        if src.transform is not None and not src.transform.is_identity:
-            return src.crs, src.transform
-        return self._compute_affine_georeferencing(src)
-
-    def _read_warped(
-        self,
-        filepath: str,
-        band_indexes: Sequence[int] | None,
-        out_crs: CRS,
-        bounds: tuple[float, float, float, float],
-        step: tuple[float, float],
-        shape: tuple[int, int],
+    def _read_file(
+        self, filepath: str, band_indexes: Sequence[int] | None, grid: WindowGrid
     ) -> np.ndarray[Any, Any] | None:
-        """Read one file onto the window grid (see :func:`read_onto_grid`)."""
-        src = self._cached_open(filepath) if self.cache else rasterio.open(filepath)
-        try:
-            return read_onto_grid(
-                src,
-                self._georeferencing(src),
-                band_indexes,
-                RIO_CRS.from_user_input(out_crs),
-                bounds,
-                step,
-                shape,
-                self.resampling,
-                'float32' if self.is_image else 'float64',
-                self._source_invalid,
-            )
-        finally:
-            if not self.cache:
-                src.close()
+        """Read one file onto the window grid (see :func:`read_onto_grid`).
 
-    def _merge_or_stack(
+        Raises:
+            DataError: if the file fails to read (e.g. truncated).
+        """
+        try:
+            if self.cache:
+                src = self.open_files.get(filepath)
+                return self._read_open_file(src, band_indexes, grid)
+            with rasterio.open(filepath) as src:
+                return self._read_open_file(src, band_indexes, grid)
+        except rasterio.errors.RasterioError as err:
+            raise DataError(
+                f'{self._label}: failed to read {filepath} ({err}). The file is '
+                'probably truncated or corrupt: re-export or re-download it, or '
+                'remove it from the dataset folder.'
+            ) from err
+
+    def _read_open_file(
+        self, src: DatasetReader, band_indexes: Sequence[int] | None, grid: WindowGrid
+    ) -> np.ndarray[Any, Any] | None:
+        if self._window_crs is None or self._window_crs[0] is not self.crs:
+            self._window_crs = (self.crs, RIO_CRS.from_user_input(self.crs))
+        return read_onto_grid(
+            src,
+            georeferencing(self, src),
+            band_indexes,
+            self._window_crs[1],
+            grid.bounds,
+            grid.step,
+            grid.shape,
+            self.resampling,
+            'float32' if self.is_image else 'float64',
+            self._source_invalid,
+        )
+
+    def _read_mosaic(
         self,
         filepaths: Sequence[str],
-        index: GeoSlice,
-        band_indexes: Sequence[int] | None = None,
-        out_crs: CRS | None = None,
-    ) -> Tensor:
+        grid: WindowGrid,
+        band_indexes: Sequence[int] | None,
+    ) -> np.ndarray[Any, Any]:
         """Read and mosaic files over a window, invalid pixels as NaN.
 
-        Replaces TorchGeo's read (warp to the dataset CRS at the file's own
-        pixel size, then resample onto the window): each file is warped once,
-        straight onto the window grid, with invalid pixels excluded from the
-        interpolation. Where files overlap, the first valid pixel wins.
+        Each file is warped once, straight onto the window grid (or read
+        without warping when it is on that grid), with invalid pixels excluded
+        from the interpolation. Where files overlap, the first valid pixel wins.
 
         Args:
             filepaths: files to read.
-            index: the window.
+            grid: the window's grid.
             band_indexes: 1-based band indexes to read (None: all).
-            out_crs: CRS to warp to (defaults to :attr:`crs`).
 
         Returns:
-            Float tensor (C, H, W); NaN where no file has valid data.
+            Float array (C, H, W); NaN where no file has valid data.
 
         Raises:
             DataError: if a file fails to read (e.g. truncated).
         """
-        out_crs = out_crs or self.crs
-        x, y, _ = self._disambiguate_slice(index)
-        bounds = (x.start, y.start, x.stop, y.stop)
-        shape = (round((y.stop - y.start) / y.step), round((x.stop - x.start) / x.step))
         mosaic: np.ndarray[Any, Any] | None = None
         for filepath in filepaths:
-            try:
-                array = self._read_warped(
-                    str(filepath),
-                    band_indexes,
-                    out_crs,
-                    bounds,
-                    (x.step, y.step),
-                    shape,
-                )
-            except rasterio.errors.RasterioError as err:
-                raise DataError(
-                    f'{self._label}: failed to read {filepath} ({err}). The file is '
-                    'probably truncated or corrupt: re-export or re-download it, or '
-                    'remove it from the dataset folder.'
-                ) from err
+            array = self._read_file(filepath, band_indexes, grid)
             if array is None:
                 continue
             if mosaic is None:
@@ -470,8 +461,8 @@ class ConfigurableRaster(RasterDataset):
         if mosaic is None:
             count = 1 if self.separate_files else len(band_indexes or self.bands)
             dtype = np.float32 if self.is_image else np.float64
-            mosaic = np.full((count, *shape), np.nan, dtype=dtype)
-        return torch.from_numpy(self._fill_mosaic(mosaic, filepaths))
+            mosaic = np.full((count, *grid.shape), np.nan, dtype=dtype)
+        return self._fill_mosaic(mosaic, filepaths)
 
     def _source_invalid(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Set invalid source pixels to NaN before any interpolation.
@@ -495,6 +486,10 @@ class ConfigurableRaster(RasterDataset):
     def __getitem__(self, index: GeoSlice) -> Sample:
         """Read one window.
 
+        The files covering the window are the ones TorchGeo's
+        :meth:`~torchgeo.datasets.RasterDataset.__getitem__` picks; they are
+        read with :meth:`_read_mosaic` instead of TorchGeo's reader.
+
         Args:
             index: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates.
 
@@ -505,18 +500,45 @@ class ConfigurableRaster(RasterDataset):
             IndexError: if *index* is not covered by any file.
             DataError: if a file fails to read.
         """
-        transforms, self.transforms = self.transforms, None
-        try:
-            sample = super().__getitem__(index)
-        finally:
-            self.transforms = transforms
-        sample = self._finish_sample(sample)
+        grid = window_grid(self, index)
+        filepaths = files_in_window(self, grid)
+        if not filepaths:
+            raise IndexError(
+                f'index: {index} not found in dataset with bounds: {self.bounds}'
+            )
+        if self.separate_files:
+            array = np.concatenate(
+                [
+                    self._read_mosaic(
+                        [band_file(self, band, f) for f in filepaths], grid, None
+                    )
+                    for band in self.bands
+                ]
+            )
+        else:
+            array = self._read_mosaic(filepaths, grid, self.band_indexes)
+        data = torch.from_numpy(array).to(self.dtype)
+        sample: Sample = {
+            BOUNDS: grid.bounds_tensor(),
+            TRANSFORM: torch.tensor(grid.transform),
+        }
+        sample.update(self._data_entries(data))
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
 
-    def _finish_sample(self, sample: Sample) -> Sample:
-        return sample
+    def _data_entries(self, data: Tensor) -> Sample:
+        """The sample entries of the data read (TorchGeo's keys by default).
+
+        Args:
+            data: (C, H, W) in :attr:`dtype`.
+
+        Returns:
+            ``{'image': data}`` for images, ``{'mask': data[0]}`` for masks.
+        """
+        if self.is_image:
+            return {'image': data}
+        return {MASK: data.squeeze(-3)}
 
     def __and__(self, other: GeoDataset) -> ModalityIntersection:
         """Intersect with another dataset, keeping one key per modality.
@@ -608,9 +630,8 @@ class ModalityRaster(ConfigurableRaster):
         """
         return image_key(self.modality)
 
-    def _finish_sample(self, sample: Sample) -> Sample:
-        sample[self.image_key] = self._finish_image(sample.pop('image'))
-        return sample
+    def _data_entries(self, data: Tensor) -> Sample:
+        return {self.image_key: self._finish_image(data)}
 
     def _finish_image(self, image: Tensor) -> Tensor:
         """Apply the modality's own validity rules and conversions.
@@ -622,13 +643,3 @@ class ModalityRaster(ConfigurableRaster):
             The final image.
         """
         return image
-
-
-@atexit.register
-def _close_cached_files() -> None:
-    """Close cached file handles while the interpreter is still whole.
-
-    Left to interpreter shutdown, GDAL closes them after Python's error
-    machinery is gone and prints ``Error in sys.excepthook`` lines.
-    """
-    ConfigurableRaster._cached_open.cache_clear()

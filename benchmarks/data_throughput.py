@@ -1,0 +1,393 @@
+"""Paired-sample throughput of the read path, against TorchGeo's, in one run.
+
+On a synthetic scene written by
+:func:`~torchgeo_stars.datasets.make_synthetic_scene` (optical 10 m UTM 32N,
+SAR 20 m UTM 31N, DSM 5 m, labels), random windows drawn by TorchGeo's
+:class:`~torchgeo.samplers.RandomGeoSampler`, one process, one torch thread,
+paired samples per second at each patch size for:
+
+* ``(a)``: TorchGeo's plain :class:`~torchgeo.datasets.RasterDataset` ``&``
+  on the original files (the labels with ``is_image=False``);
+* ``(b)``: the project's ``OpticalRaster & SARRaster & DSMRaster & MaskRaster``
+  on the original files (SAR to dB, as the datamodule reads it);
+* ``(c)``: the same on aligned rasters: every file warped once onto the
+  optical grid by :func:`aligned_copy` (the read path then takes its no-warp
+  fast path);
+* ``(d)``: :class:`~torchgeo_stars.datamodules.MultimodalDataModule`'s
+  training loader end to end (random patches, statistics filling, collation;
+  an epoch of ``--samples`` patches after a warm-up epoch, workers kept
+  alive), with its default number of workers, with 0 and with 2 workers:
+  batches/s and samples/s.
+
+(a), (b) and (c) read the same windows, drawn by the sampler over (b) and
+moved onto the optical pixel grid, as the datamodule's samplers draw them
+(``--no-snap`` keeps them where the sampler put them: its grid starts at the
+intersection's corner, off every file's grid). Each is timed ``--rounds`` times,
+interleaved, and the median is kept, so the ratios (b)/(a) and (c)/(a) come
+from the same run. Goals (issue 12): (b)/(a) >= 1.0 at 256 px, (c)/(a) >= 3.0,
+2 workers >= 1.7 x 0 workers.
+
+Usage::
+
+    .venv/bin/python benchmarks/data_throughput.py [--sizes 64 256]
+        [--samples 100] [--rounds 3] [--scene-size 1024] [--batch-size 8]
+        [--output benchmarks/results/data_throughput.md]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+from torchgeo.datasets import GeoDataset, RasterDataset
+from torchgeo.samplers import RandomGeoSampler
+
+from torchgeo_stars.datamodules import MultimodalDataModule
+from torchgeo_stars.datamodules.loading import default_num_workers
+from torchgeo_stars.datasets import (
+    DSMRaster,
+    MaskRaster,
+    OpticalRaster,
+    SARRaster,
+    make_synthetic_scene,
+)
+
+MODALITIES = ('optical', 'sar', 'dsm')
+
+
+class TorchGeoMask(RasterDataset):
+    """TorchGeo's plain RasterDataset for labels."""
+
+    is_image = False
+
+
+def aligned_copy(images: dict[str, Path], mask: Path, out_dir: Path) -> dict[str, Path]:
+    """Warp every raster once onto the first modality's grid (a stand-in aligner).
+
+    Each file is written to ``out_dir/<name>/`` with the reference's CRS,
+    transform and size, its own bands, dtype and nodata; images bilinear with
+    nodata left out of the interpolation, labels nearest. The reference itself
+    is copied unchanged. (The ``align`` command replaces this function.)
+
+    Args:
+        images: modality name -> file, the reference first.
+        mask: label file.
+        out_dir: output folder.
+
+    Returns:
+        Name (modalities and ``'mask'``) -> aligned file.
+    """
+    reference = next(iter(images.values()))
+    with rasterio.open(reference) as ref:
+        grid = {
+            'crs': ref.crs,
+            'transform': ref.transform,
+            'width': ref.width,
+            'height': ref.height,
+        }
+    sources = {**images, 'mask': mask}
+    out: dict[str, Path] = {}
+    for name, path in sources.items():
+        target = out_dir / name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(path) as src:
+            profile = src.profile
+            profile.update(grid, tiled=True, blockxsize=256, blockysize=256)
+            if path == reference:
+                data = src.read()
+            else:
+                data = np.zeros(
+                    (src.count, grid['height'], grid['width']), src.dtypes[0]
+                )
+                nodata = src.nodata if src.nodata is not None else 0
+                data[...] = nodata
+                reproject(
+                    src.read(),
+                    data,
+                    src_transform=src.transform,
+                    src_crs=src.crs,
+                    src_nodata=src.nodata,
+                    dst_transform=grid['transform'],
+                    dst_crs=grid['crs'],
+                    dst_nodata=nodata,
+                    resampling=Resampling.nearest
+                    if name == 'mask'
+                    else Resampling.bilinear,
+                )
+            with rasterio.open(target, 'w', **profile) as dst:
+                dst.write(data)
+                dst.descriptions = src.descriptions
+        out[name] = target
+    return out
+
+
+def torchgeo_pairs(images: dict[str, Path], mask: Path) -> GeoDataset:
+    """(a): TorchGeo's plain datasets intersected with ``&``."""
+    dataset: GeoDataset = RasterDataset(images['optical'].parent)
+    for name in MODALITIES[1:]:
+        dataset = dataset & RasterDataset(images[name].parent)
+    return dataset & TorchGeoMask(mask.parent)
+
+
+def project_pairs(images: dict[str, Path], mask: Path) -> GeoDataset:
+    """(b), (c): the project's modality rasters intersected with ``&``."""
+    return (
+        OpticalRaster(images['optical'].parent)
+        & SARRaster(images['sar'].parent, to_db=True)
+        & DSMRaster(images['dsm'].parent)
+        & MaskRaster(mask.parent)
+    )
+
+
+def snap(window: Any, grid: tuple[float, float, float, float]) -> Any:
+    """Move a window onto a pixel grid ``(left, top, xres, yres)``, same size."""
+    x, y, *rest = window
+    left, top, xres, yres = grid
+    xmin = left + round((x.start - left) / xres) * xres
+    ymax = top - round((top - y.stop) / yres) * yres
+    width, height = x.stop - x.start, y.stop - y.start
+    return (
+        slice(xmin, xmin + width, x.step),
+        slice(ymax - height, ymax, y.step),
+        *rest,
+    )
+
+
+def rate(dataset: GeoDataset, windows: Sequence[Any]) -> float:
+    """Samples per second reading *windows* once."""
+    start = time.perf_counter()
+    for index in windows:
+        dataset[index]
+    return len(windows) / (time.perf_counter() - start)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used, from ``/proc`` (Linux)."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def loader_rate(
+    images: dict[str, Path],
+    mask: Path,
+    size: int,
+    samples: int,
+    batch_size: int,
+    workers: int,
+) -> tuple[float, float, float | None]:
+    """(d): batches/s, samples/s and CPU ms per sample of the training loader.
+
+    The CPU time is the main process's plus its workers' (None where
+    ``/proc`` is not available): on a machine shared with other work, the
+    wall-clock gain of workers is bounded by the cores they get, while the CPU
+    time per sample shows whether workers add overhead.
+    """
+    datamodule = MultimodalDataModule(
+        {name: str(images[name].parent) for name in MODALITIES},
+        str(mask.parent),
+        batch_size=batch_size,
+        patch_size=size,
+        length=samples,
+        num_workers=workers,
+        val_fraction=0.1,
+        test_fraction=0.1,
+    )
+    datamodule.setup('fit')
+    loader = datamodule.train_dataloader()
+    for _ in loader:  # warm-up epoch: workers start, files open
+        pass
+    iterator = getattr(loader, '_iterator', None)  # persistent workers' iterator
+    pids = [w.pid for w in getattr(iterator, '_workers', [])]
+    try:
+        cpu_start: float | None = sum(cpu_seconds(pid) for pid in pids)
+    except OSError:
+        cpu_start = None
+    main_start = time.process_time()
+    start = time.perf_counter()
+    batches = sum(1 for _ in loader)
+    elapsed = time.perf_counter() - start
+    cpu_ms = None
+    if cpu_start is not None:
+        cpu = time.process_time() - main_start
+        cpu += sum(cpu_seconds(pid) for pid in pids) - cpu_start
+        cpu_ms = 1000 * cpu / (batches * batch_size)
+    return batches / elapsed, batches * batch_size / elapsed, cpu_ms
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as markdown tables."""
+    lines = [
+        '| patch | (a) TorchGeo `&`, original files | (b) project, original files '
+        '| (c) project, aligned files | (b)/(a) | (c)/(a) |',
+        '|---|---:|---:|---:|---:|---:|',
+    ]
+    for row in results['datasets']:
+        lines.append(
+            f'| {row["size"]} px | {row["a"]:.1f} | {row["b"]:.1f} | {row["c"]:.1f} '
+            f'| {row["b"] / row["a"]:.2f} | {row["c"] / row["a"]:.2f} |'
+        )
+    lines += [
+        '',
+        '| patch | training loader | batches/s | samples/s | CPU ms / sample |',
+        '|---|---|---:|---:|---:|',
+    ]
+    for row in results['loaders']:
+        ms = row['cpu_ms_per_sample']
+        cpu = '' if ms is None else f'{ms:.1f}'
+        lines.append(
+            f'| {row["size"]} px | {row["workers"]} workers{row["note"]} '
+            f'| {row["batches_per_s"]:.2f} | {row["samples_per_s"]:.1f} '
+            f'| {cpu} |'
+        )
+    lines.append('')
+    for size, ratio in results['worker_scaling'].items():
+        lines.append(f'- {size} px: 2 workers / 0 workers = {ratio:.2f} (samples/s)')
+    lines.append(
+        f'- aligned_copy: {results["align_s_per_mpx"]:.3f} s per output megapixel '
+        '(all modalities)'
+    )
+    placed = 'on the optical grid' if results['snap'] else 'as the sampler drew them'
+    lines.append(
+        f'- samples/s: paired samples per second, median of {results["rounds"]} '
+        f'interleaved rounds of {results["samples"]} windows ({placed}); scene '
+        f'{results["scene_size"]} px, one torch thread, {results["cpus"]} CPUs; '
+        f'loader batches of {results["batch_size"]}.'
+    )
+    lines.append(f'- command: `{results["command"]}`')
+    return '\n'.join(lines) + '\n'
+
+
+def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Run every measurement on a scene written under *root*."""
+    scene = make_synthetic_scene(root / 'scene', size=args.scene_size, seed=0)
+    images = {name: Path(scene.images[name]) for name in MODALITIES}
+    mask = Path(scene.mask)
+    start = time.perf_counter()
+    aligned = aligned_copy(images, mask, root / 'aligned')
+    align_s = time.perf_counter() - start
+    megapixels = 4 * args.scene_size**2 / 1e6
+    aligned_images = {name: aligned[name] for name in MODALITIES}
+
+    datasets: dict[str, Callable[[], GeoDataset]] = {
+        'a': lambda: torchgeo_pairs(images, mask),
+        'b': lambda: project_pairs(images, mask),
+        'c': lambda: project_pairs(aligned_images, aligned['mask']),
+    }
+    built = {key: make() for key, make in datasets.items()}
+    with rasterio.open(images['optical']) as src:
+        optical_grid = (src.transform.c, src.transform.f, src.res[0], src.res[1])
+    rows = []
+    for size in args.sizes:
+        generator = torch.Generator().manual_seed(size)
+        windows = list(
+            RandomGeoSampler(
+                built['b'], size=size, length=args.samples, generator=generator
+            )
+        )
+        if args.snap:
+            windows = [snap(window, optical_grid) for window in windows]
+        rates: dict[str, list[float]] = {key: [] for key in built}
+        for dataset in built.values():
+            rate(dataset, windows[:5])  # warm-up: files open, blocks cached
+        for round_ in range(args.rounds):
+            keys = list(built)
+            keys = keys[round_ % len(keys) :] + keys[: round_ % len(keys)]
+            for key in keys:
+                rates[key].append(rate(built[key], windows))
+        row = {'size': size, **{k: statistics.median(v) for k, v in rates.items()}}
+        print(row, flush=True)
+        rows.append(row)
+
+    loaders = []
+    scaling = {}
+    default = default_num_workers()
+    for size in args.sizes:
+        per_workers = {}
+        for workers in sorted({0, 2, default}):
+            batches_per_s, samples_per_s, cpu_ms = loader_rate(
+                images, mask, size, args.samples, args.batch_size, workers
+            )
+            per_workers[workers] = samples_per_s
+            note = ' (default)' if workers == default else ''
+            loaders.append(
+                {
+                    'size': size,
+                    'workers': workers,
+                    'note': note,
+                    'batches_per_s': batches_per_s,
+                    'samples_per_s': samples_per_s,
+                    'cpu_ms_per_sample': cpu_ms,
+                }
+            )
+            print(loaders[-1], flush=True)
+        scaling[size] = per_workers[2] / per_workers[0]
+    return {
+        'datasets': rows,
+        'loaders': loaders,
+        'worker_scaling': scaling,
+        'align_s_per_mpx': align_s / megapixels,
+        'rounds': args.rounds,
+        'snap': args.snap,
+        'command': 'python benchmarks/data_throughput.py ' + ' '.join(sys.argv[1:]),
+        'samples': args.samples,
+        'scene_size': args.scene_size,
+        'batch_size': args.batch_size,
+        'cpus': os.cpu_count(),
+    }
+
+
+def main() -> None:
+    """Run the benchmark and print a markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[64, 256])
+    parser.add_argument('--samples', type=int, default=100)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument(
+        '--scene-size',
+        type=int,
+        default=1024,
+        help='optical side in pixels (val and test stripes take a whole patch each)',
+    )
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument(
+        '--no-snap',
+        dest='snap',
+        action='store_false',
+        help="keep the sampler's windows as drawn instead of moving them onto the "
+        "optical pixel grid (the datamodule's samplers draw on that grid)",
+    )
+    parser.add_argument(
+        '--output',
+        type=Path,
+        help='write the markdown here, and the figures as JSON beside it',
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.filterwarnings('ignore', category=DeprecationWarning)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = measure(args, Path(tmp))
+    table = markdown(results)
+    print(table)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_suffix('.md').write_text(table)
+        args.output.with_suffix('.json').write_text(
+            json.dumps(results, indent=2) + '\n'
+        )
+
+
+if __name__ == '__main__':
+    main()
