@@ -69,3 +69,44 @@ def test_only_the_leafspec_warning_of_lightning_is_ignored() -> None:
         ('something else is deprecated', FutureWarning),
         (LEAFSPEC, UserWarning),
     ]
+
+
+def test_the_tasks_own_batch_hook_note_is_not_shown() -> None:
+    from lightning.pytorch import LightningDataModule, Trainer
+    from lightning.pytorch.trainer.connectors import data_connector
+    from torch.utils.data import DataLoader
+
+    from tests.tasks.helpers import random_batch, tiny_task
+
+    class Batches(LightningDataModule):
+        def train_dataloader(self) -> DataLoader[dict[str, object]]:
+            batches = [random_batch(batch_size=2, size=16)]
+            return DataLoader(batches, batch_size=None)  # type: ignore[arg-type]
+
+    trainer = Trainer(
+        fast_dev_run=True,
+        accelerator='cpu',
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    # Lightning warns once per process: forget earlier warnings.
+    data_connector.warning_cache.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        quiet_third_party()
+        trainer.fit(tiny_task(), datamodule=Batches())
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if 'on_before_batch_transfer' in m], messages
+    data_connector.warning_cache.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        Trainer(
+            fast_dev_run=True,
+            accelerator='cpu',
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(tiny_task(), datamodule=Batches())
+    # Without the filters Lightning does warn: the filter is what hides it.
+    assert [w for w in caught if 'on_before_batch_transfer' in str(w.message)]

@@ -13,7 +13,12 @@ Filtered:
   logged at level INFO through ``lightning.pytorch.utilities.rank_zero``;
 * PyTorch's ``FutureWarning`` "`isinstance(treespec, LeafSpec)` is deprecated",
   raised when Lightning's ``lightning.pytorch.utilities._pytree`` builds a
-  ``LeafSpec`` (once per stage); Lightning has to change that call.
+  ``LeafSpec`` (once per stage); Lightning has to change that call;
+* Lightning's note that the task's ``on_before_batch_transfer`` is used
+  although a datamodule is passed (``lightning.pytorch.trainer.connectors.
+  data_connector``): no datamodule of the package defines that hook, and the
+  task uses it on purpose, to check the labels on the host before they go to
+  an accelerator.
 
 The filters are installed on request, never on import: importing the package
 leaves a host application's warning and logging set-up alone.
@@ -39,6 +44,13 @@ LEAFSPEC_MESSAGE = r'`isinstance\(treespec, LeafSpec\)` is deprecated'
 
 #: Modules that trigger it (the two distributions of Lightning).
 LEAFSPEC_MODULES = r'(lightning\.pytorch|pytorch_lightning)\.utilities\._pytree'
+
+
+#: Lightning's note about the task's own ``on_before_batch_transfer``.
+HOOK_MESSAGE = r'You have overridden `on_before_batch_transfer` in `LightningModule`'
+
+#: Module that emits it (the two distributions of Lightning).
+HOOK_MODULES = r'(lightning\.pytorch|pytorch_lightning)\.trainer\.connectors\.data_connector'
 
 
 class _DropLightningTips(logging.Filter):
@@ -72,4 +84,7 @@ def quiet_third_party() -> None:
         message=LEAFSPEC_MESSAGE,
         category=FutureWarning,
         module=LEAFSPEC_MODULES,
+    )
+    warnings.filterwarnings(
+        'ignore', message=HOOK_MESSAGE, category=UserWarning, module=HOOK_MODULES
     )

@@ -26,6 +26,7 @@ from ..datasets.keys import image_key
 from ..datasets.tiles import tile_statistics
 from ..errors import ConfigurationError
 from .augmentation import JointFlipRotate
+from .loading import MachineLoaders, default_num_workers
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 STATISTICS_FILE = 'torchgeo_stars_statistics.json'
 
 
-class BenchmarkDataModule(GeoDataModule):
+class BenchmarkDataModule(MachineLoaders, GeoDataModule):
     """Official splits of a benchmark dataset, for STARS training and testing.
 
     Subclasses set :attr:`dataset_type` (a
@@ -71,7 +72,7 @@ class BenchmarkDataModule(GeoDataModule):
         batch_size: int = 8,
         patch_size: int = 512,
         length: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         ignore_index: int = 255,
         statistics: Mapping[str, ModalityStatistics | Mapping[str, Any]] | None = None,
         statistics_samples: int = 32,
@@ -90,7 +91,8 @@ class BenchmarkDataModule(GeoDataModule):
             patch_size: Window width and height in pixels.
             length: Training windows per epoch (default: about two covers of
                 the training tiles).
-            num_workers: DataLoader worker processes.
+            num_workers: DataLoader worker processes; default: one per CPU
+                core, at most 8 (:func:`~torchgeo_stars.datamodules.loading.default_num_workers`).
             ignore_index: Class index of unlabelled pixels.
             statistics: Per-modality normalisation statistics, used as given;
                 the modalities left out are estimated on the training split.
@@ -119,7 +121,7 @@ class BenchmarkDataModule(GeoDataModule):
             batch_size=batch_size,
             patch_size=patch_size,
             length=length,
-            num_workers=num_workers,
+            num_workers=default_num_workers() if num_workers is None else num_workers,
         )
         self.patch_size: int = patch_size
         self.root = root

@@ -7,9 +7,13 @@ this module adds the worker count and the per-worker GDAL block cache.
 """
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import rasterio.env
-from torch.utils.data import get_worker_info
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, get_worker_info
 
 #: Most DataLoader workers chosen by default (more rarely pays on one GPU).
 MAX_DEFAULT_WORKERS = 8
@@ -59,3 +63,86 @@ def configure_worker(worker_id: int) -> None:
     rasterio.env.set_gdal_config(
         'GDAL_CACHEMAX', max(MIN_WORKER_CACHE, total // max(1, workers))
     )
+
+
+class MachineLoaders:
+    """DataLoaders of a datamodule's splits, set up to use the machine.
+
+    A mixin for TorchGeo datamodules whose :meth:`setup` sets
+    ``<split>_dataset`` and ``<split>_sampler``: like TorchGeo's loaders (same
+    dataset, sampler, batch size, collation, ``drop_last`` for training,
+    workers kept alive between epochs), plus pinned memory when CUDA is
+    available and :func:`configure_worker` run once in each worker. Each
+    worker opens the raster files once and keeps them open
+    (:class:`~torchgeo_stars.datasets.reading.OpenRasters`).
+
+    .. versionadded:: 0.1
+    """
+
+    batch_size: int
+    num_workers: int
+    collate_fn: Callable[..., Any]
+
+    def _loader(self, split: str) -> DataLoader[dict[str, Tensor]]:
+        """The DataLoader of one split.
+
+        Args:
+            split: ``'train'``, ``'val'``, ``'test'`` or ``'predict'``.
+
+        Returns:
+            The loader.
+
+        Raises:
+            RuntimeError: If :meth:`setup` has not prepared *split*.
+        """
+        dataset = getattr(self, f'{split}_dataset', None)
+        sampler = getattr(self, f'{split}_sampler', None)
+        if dataset is None or sampler is None:
+            stage = {'train': 'fit', 'val': 'fit'}.get(split, split)
+            raise RuntimeError(
+                f'no {split} dataset: call setup({stage!r}) before {split}_dataloader().'
+            )
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=self.collate_fn,
+            drop_last=split == 'train',
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            worker_init_fn=configure_worker if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """Random training patches.
+
+        Returns:
+            The loader.
+        """
+        return self._loader('train')
+
+    def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """A grid of validation patches.
+
+        Returns:
+            The loader.
+        """
+        return self._loader('val')
+
+    def test_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """A grid of test patches.
+
+        Returns:
+            The loader.
+        """
+        return self._loader('test')
+
+    def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """A grid of patches over the whole area.
+
+        Returns:
+            The loader.
+        """
+        return self._loader('predict')

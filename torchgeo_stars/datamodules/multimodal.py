@@ -7,11 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import shapely
-import torch
 from geopandas import GeoSeries
 from matplotlib.figure import Figure
 from torch import Tensor
-from torch.utils.data import DataLoader
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, roi_split
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
@@ -33,7 +31,7 @@ from ..datasets.align import IMAGE_OPTIONS, MASK_OPTIONS, AlignedRasters
 from ..datasets.keys import MASK, image_key
 from ..errors import ConfigurationError, DataError
 from .augmentation import JointFlipRotate
-from .loading import configure_worker, default_num_workers
+from .loading import MachineLoaders, default_num_workers
 from .splits import Box, Stripe, cut_stripes, grid_area, inner_box, random_patch_margin
 
 logger = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ def _describe(box: Box, dataset: GeoDataset) -> str:
     )
 
 
-class MultimodalDataModule(GeoDataModule):
+class MultimodalDataModule(MachineLoaders, GeoDataModule):
     """Optical / SAR / DSM (any modalities) + labels, for STARS training.
 
     Builds one :class:`~torchgeo_stars.datasets.PairedDataset` from a path (or
@@ -679,77 +677,6 @@ class MultimodalDataModule(GeoDataModule):
                 )
             else:
                 setattr(self, f'{name}_sampler', self._grid_sampler(part, stripe.box))
-
-    def _loader(self, split: str) -> DataLoader[dict[str, Tensor]]:
-        """The DataLoader of one split, set up to use the machine.
-
-        Like TorchGeo's loaders (same dataset, sampler, batch size, collation,
-        ``drop_last`` for training, workers kept alive between epochs), plus
-        pinned memory when CUDA is available and
-        :func:`~torchgeo_stars.datamodules.loading.configure_worker` run once
-        in each worker. Each worker opens the raster files once and keeps them
-        open (:class:`~torchgeo_stars.datasets.reading.OpenRasters`).
-
-        Args:
-            split: ``'train'``, ``'val'``, ``'test'`` or ``'predict'``.
-
-        Returns:
-            The loader.
-
-        Raises:
-            RuntimeError: If :meth:`setup` has not prepared *split*.
-        """
-        dataset = getattr(self, f'{split}_dataset', None)
-        sampler = getattr(self, f'{split}_sampler', None)
-        if dataset is None or sampler is None:
-            stage = {'train': 'fit', 'val': 'fit'}.get(split, split)
-            raise RuntimeError(
-                f'no {split} dataset: call setup({stage!r}) before {split}_dataloader().'
-            )
-        workers = self.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=self.collate_fn,
-            drop_last=split == 'train',
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            worker_init_fn=configure_worker if workers > 0 else None,
-        )
-
-    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        """Random training patches (see :meth:`_loader`).
-
-        Returns:
-            The loader.
-        """
-        return self._loader('train')
-
-    def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        """A grid of validation patches (see :meth:`_loader`).
-
-        Returns:
-            The loader.
-        """
-        return self._loader('val')
-
-    def test_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        """A grid of test patches (see :meth:`_loader`).
-
-        Returns:
-            The loader.
-        """
-        return self._loader('test')
-
-    def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        """A grid of patches over the whole area, no labels (see :meth:`_loader`).
-
-        Returns:
-            The loader.
-        """
-        return self._loader('predict')
 
     def _epoch_length(self, stripe: Stripe, train: GeoDataset) -> int:
         """Training patches per epoch: *length*, or about two covers of the area.
