@@ -11,8 +11,9 @@ paired samples per second at each patch size for:
 * ``(b)``: the project's ``OpticalRaster & SARRaster & DSMRaster & MaskRaster``
   on the original files (SAR to dB, as the datamodule reads it);
 * ``(c)``: the same on aligned rasters: every file warped once onto the
-  optical grid by :func:`aligned_copy` (the read path then takes its no-warp
-  fast path);
+  optical grid by :func:`~torchgeo_stars.datasets.align.align_rasters` (what
+  ``torchgeo-stars align`` and the datamodule's ``align_dir`` run; the read
+  path then takes its no-warp fast path);
 * ``(d)``: :class:`~torchgeo_stars.datamodules.MultimodalDataModule`'s
   training loader end to end (random patches, statistics filling, collation;
   an epoch of ``--samples`` patches after a warm-up epoch, workers kept
@@ -46,11 +47,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rasterio
 import torch
-from rasterio.enums import Resampling
-from rasterio.warp import reproject
 from torchgeo.datasets import GeoDataset, RasterDataset
 from torchgeo.samplers import RandomGeoSampler
 
@@ -63,6 +61,7 @@ from torchgeo_stars.datasets import (
     SARRaster,
     make_synthetic_scene,
 )
+from torchgeo_stars.datasets.align import align_rasters
 
 MODALITIES = ('optical', 'sar', 'dsm')
 
@@ -71,66 +70,6 @@ class TorchGeoMask(RasterDataset):
     """TorchGeo's plain RasterDataset for labels."""
 
     is_image = False
-
-
-def aligned_copy(images: dict[str, Path], mask: Path, out_dir: Path) -> dict[str, Path]:
-    """Warp every raster once onto the first modality's grid (a stand-in aligner).
-
-    Each file is written to ``out_dir/<name>/`` with the reference's CRS,
-    transform and size, its own bands, dtype and nodata; images bilinear with
-    nodata left out of the interpolation, labels nearest. The reference itself
-    is copied unchanged. (The ``align`` command replaces this function.)
-
-    Args:
-        images: modality name -> file, the reference first.
-        mask: label file.
-        out_dir: output folder.
-
-    Returns:
-        Name (modalities and ``'mask'``) -> aligned file.
-    """
-    reference = next(iter(images.values()))
-    with rasterio.open(reference) as ref:
-        grid = {
-            'crs': ref.crs,
-            'transform': ref.transform,
-            'width': ref.width,
-            'height': ref.height,
-        }
-    sources = {**images, 'mask': mask}
-    out: dict[str, Path] = {}
-    for name, path in sources.items():
-        target = out_dir / name / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with rasterio.open(path) as src:
-            profile = src.profile
-            profile.update(grid, tiled=True, blockxsize=256, blockysize=256)
-            if path == reference:
-                data = src.read()
-            else:
-                data = np.zeros(
-                    (src.count, grid['height'], grid['width']), src.dtypes[0]
-                )
-                nodata = src.nodata if src.nodata is not None else 0
-                data[...] = nodata
-                reproject(
-                    src.read(),
-                    data,
-                    src_transform=src.transform,
-                    src_crs=src.crs,
-                    src_nodata=src.nodata,
-                    dst_transform=grid['transform'],
-                    dst_crs=grid['crs'],
-                    dst_nodata=nodata,
-                    resampling=Resampling.nearest
-                    if name == 'mask'
-                    else Resampling.bilinear,
-                )
-            with rasterio.open(target, 'w', **profile) as dst:
-                dst.write(data)
-                dst.descriptions = src.descriptions
-        out[name] = target
-    return out
 
 
 def torchgeo_pairs(images: dict[str, Path], mask: Path) -> GeoDataset:
@@ -256,7 +195,7 @@ def markdown(results: dict[str, Any]) -> str:
     for size, ratio in results['worker_scaling'].items():
         lines.append(f'- {size} px: 2 workers / 0 workers = {ratio:.2f} (samples/s)')
     lines.append(
-        f'- aligned_copy: {results["align_s_per_mpx"]:.3f} s per output megapixel '
+        f'- align_rasters: {results["align_s_per_mpx"]:.3f} s per output megapixel '
         '(all modalities)'
     )
     placed = 'on the optical grid' if results['snap'] else 'as the sampler drew them'
@@ -276,7 +215,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     images = {name: Path(scene.images[name]) for name in MODALITIES}
     mask = Path(scene.mask)
     start = time.perf_counter()
-    aligned = aligned_copy(images, mask, root / 'aligned')
+    aligned = align_rasters(images, root / 'aligned', mask=mask, progress=False).paths
     align_s = time.perf_counter() - start
     megapixels = 4 * args.scene_size**2 / 1e6
     aligned_images = {name: aligned[name] for name in MODALITIES}
