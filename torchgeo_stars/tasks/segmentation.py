@@ -17,6 +17,14 @@ from ..datasets.keys import AVAILABLE, MASK, SHARED_KEYS, image_key
 from ..errors import ConfigurationError
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
 from ..models import SegmentationOutput, build_model
+from ..models.pretrained import (
+    InChannelsMode,
+    InputExpectation,
+    ModalityWeights,
+    check_data_against_weights,
+    load_pretrained_encoders,
+    smp_weights_name,
+)
 from ..models.shared_specific import SharedSpecificSegmenter
 from .metrics import SegmentationScores, format_scenario_table, scores_from_confusion
 from .plotting import default_colors, plot_scenarios
@@ -93,7 +101,9 @@ class STARSSegmentationTask(BaseTask):
         num_classes: int,
         model: Literal['stars', 'early_fusion', 'shaspec'] = 'stars',
         backbone: str = 'resnet18',
-        weights: str | None = None,
+        weights: ModalityWeights = None,
+        weights_bands: dict[str, list[str]] | None = None,
+        weights_in_channels: InChannelsMode = 'match',
         shared_encoder: str = 'light',
         translation: bool = True,
         class_names: list[str] | None = None,
@@ -124,9 +134,23 @@ class STARSSegmentationTask(BaseTask):
             model: ``'stars'``, or a baseline: ``'early_fusion'``, ``'shaspec'``.
             backbone: Encoder name from segmentation-models-pytorch (``tu-``
                 prefixes select timm encoders).
-            weights: Pretrained encoder weights name, or None for random
-                initialisation. Not saved in the checkpoint: the checkpoint
-                holds the trained weights.
+            weights: Pretrained weights of the specific encoders, as TorchGeo's
+                tasks take them (a ``WeightsEnum`` such as
+                ``ResNet18_Weights.SENTINEL2_ALL_MOCO``, its name, a state dict
+                or checkpoint file, an smp name such as ``'imagenet'``, True
+                for ImageNet, or None for random initialisation), one value
+                for every modality or a mapping with one per modality
+                (see :mod:`torchgeo_stars.models.pretrained`). Only a single
+                smp name also initialises the shared encoder. Not saved in
+                the checkpoint: the checkpoint holds the trained weights.
+            weights_bands: Modality name to its band names in input order
+                (e.g. ``{'optical': ['B2', 'B3', 'B4', 'B8']}``), to keep the
+                matching input channels of weights trained on more bands;
+                checked against the bands the datamodule reads.
+            weights_in_channels: ``'adapt'`` to adapt the first convolution
+                (timm's ``adapt_input_conv``) when a modality's bands cannot
+                be matched to the weights' by name and their counts differ;
+                ``'match'`` stops with an error instead.
             shared_encoder: How STARS computes shared features: ``'light'``
                 (default: a small conv pyramid on the images whose stages all
                 modalities share), the encoder name of a shared backbone
@@ -188,6 +212,7 @@ class STARSSegmentationTask(BaseTask):
         if not 0 <= p_drop < 1:
             raise ConfigurationError(f'p_drop must be in [0, 1), got {p_drop}.')
         self.weights = weights
+        self.pretrained_inputs: dict[str, InputExpectation] = {}
         self.scenario_scores: dict[str, dict[str, SegmentationScores]] = {}
         self.data_statistics: dict[str, Any] | None = None
         self.reader_options: dict[str, dict[str, Any]] | None = None
@@ -226,8 +251,15 @@ class STARSSegmentationTask(BaseTask):
             modalities=dict(hparams['modalities']),
             num_classes=hparams['num_classes'],
             backbone=hparams['backbone'],
-            weights=self.weights,
+            weights=smp_weights_name(self.weights),
             **kwargs,
+        )
+        self.pretrained_inputs = load_pretrained_encoders(
+            self.model,
+            self.weights,
+            hparams['backbone'],
+            hparams['weights_bands'],
+            hparams['weights_in_channels'],
         )
 
     def configure_losses(self) -> None:
@@ -647,7 +679,8 @@ class STARSSegmentationTask(BaseTask):
 
         Raises:
             ConfigurationError: If the datamodule declares other modalities,
-                another order or other band counts than ``modalities``.
+                another order or other band counts than ``modalities``, or
+                reads other bands than ``weights_bands``.
         """
         datamodule = (
             getattr(self._trainer, 'datamodule', None) if self._trainer else None
@@ -682,6 +715,10 @@ class STARSSegmentationTask(BaseTask):
             raise ConfigurationError(
                 f'the model lists its modalities as {list(configured)} but the data '
                 f'as {list(declared)}; list them in the same order.'
+            )
+        if stage == 'fit':
+            check_data_against_weights(
+                self.pretrained_inputs, datamodule, self.hparams['weights_bands']
             )
 
     def on_fit_start(self) -> None:
