@@ -445,11 +445,10 @@ def _match_input_channels(
                 UserWarning,
                 stacklevel=4,
             )
-        elif bands is not None:
+        elif bands is not None and pretrained.bands is not None:
             warnings.warn(
                 f"modality '{modality}': bands {list(bands)} are not the bands "
-                f'{pretrained.name} were trained on '
-                f'({list(pretrained.bands) if pretrained.bands else "unknown"}); '
+                f'{pretrained.name} were trained on ({list(pretrained.bands)}); '
                 'the input channels are used by position.',
                 UserWarning,
                 stacklevel=4,
