@@ -1,8 +1,9 @@
 """The task's per-modality pretrained weights: CLI YAML, checkpoints, data checks."""
 
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import segmentation_models_pytorch.encoders as smp_encoders
@@ -48,7 +49,7 @@ def refuse(*args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.fixture
-def no_download(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_download(monkeypatch: pytest.MonkeyPatch) -> None:
     """Downloads fail; TorchGeo weights return :data:`S2_STATE`."""
     monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', refuse)
     monkeypatch.setattr(smp_encoders, 'hf_hub_download', refuse)
@@ -57,7 +58,6 @@ def no_download(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         'get_state_dict',
         lambda self, *a, **k: {key: v.clone() for key, v in S2_STATE.items()},
     )
-    yield
 
 
 @pytest.fixture
@@ -92,23 +92,26 @@ def parse(config: Path, root: Path) -> LightningCLI:
     """Parse and instantiate a config as ``torchgeo-stars`` does, without running."""
     from torchgeo_stars import datamodules, tasks  # noqa: F401  (registers short names)
 
-    return LightningCLI(
-        model_class=BaseTask,
-        subclass_mode_model=True,
-        run=False,
-        args=[
-            '--config',
-            str(config),
-            '--trainer.logger',
-            'false',
-            '--trainer.default_root_dir',
-            str(root),
-        ],
-    )
+    with patch.object(sys, 'argv', ['torchgeo-stars']):
+        return LightningCLI(
+            model_class=BaseTask,
+            subclass_mode_model=True,
+            run=False,
+            args=[
+                '--config',
+                str(config),
+                '--trainer.logger',
+                'false',
+                '--trainer.default_root_dir',
+                str(root),
+            ],
+        )
 
 
 @pytest.mark.usefixtures('no_download')
-def test_yaml_round_trip_of_per_modality_weights(tmp_path: Path, sar_file: Path) -> None:
+def test_yaml_round_trip_of_per_modality_weights(
+    tmp_path: Path, sar_file: Path
+) -> None:
     config = tmp_path / 'config.yaml'
     config.write_text(yaml.safe_dump({'model': model_yaml(sar_file)}))
     cli = parse(config, tmp_path)
@@ -123,9 +126,13 @@ def test_yaml_round_trip_of_per_modality_weights(tmp_path: Path, sar_file: Path)
     assert 'weights' not in task.hparams
     encoders: Any = task.model.specific_encoders.encoders
     optical = encoders['optical'].encoder.state_dict()
-    assert torch.equal(optical['conv1.weight'], S2_STATE['conv1.weight'][:, [1, 2, 3, 7]])
+    assert torch.equal(
+        optical['conv1.weight'], S2_STATE['conv1.weight'][:, [1, 2, 3, 7]]
+    )
     sar = torch.load(sar_file, weights_only=True)
-    assert torch.equal(encoders['sar'].encoder.state_dict()['conv1.weight'], sar['conv1.weight'])
+    assert torch.equal(
+        encoders['sar'].encoder.state_dict()['conv1.weight'], sar['conv1.weight']
+    )
 
     dumped = tmp_path / 'dumped.yaml'
     dumped.write_text(cli.parser.dump(cli.config, skip_none=False))
@@ -224,6 +231,8 @@ def test_fit_saves_no_weights_name_and_reloads_without_download(
                 '1',
                 '--trainer.limit_val_batches',
                 '1',
+                '--trainer.num_sanity_val_steps',
+                '0',
                 '--trainer.enable_progress_bar',
                 'false',
                 '--trainer.default_root_dir',
@@ -270,4 +279,7 @@ def test_weights_bands_that_the_data_does_not_read_stop_fit(
     assert status == 1
     error = capsys.readouterr().err.strip()
     assert error.count('\n') == 0
-    assert "weights_bands.sar is ['VH', 'VV'] but the data reads bands ['VV', 'VH']" in error
+    assert (
+        "weights_bands.sar is ['VH', 'VV'] but the data reads bands ['VV', 'VH']"
+        in error
+    )

@@ -33,31 +33,35 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeAlias, cast
 
 import torch
+import torchgeo.models
 from timm.models import adapt_input_conv
 from torch import Tensor, nn
-import torchgeo.models
 from torchgeo.models import get_model_weights, get_weight
 from torchvision.models._api import WeightsEnum
 
 from ..errors import ConfigurationError
 from .encoders import EncoderPyramid
 
+# The aliases below are plain unions (not ``type`` statements): jsonargparse,
+# which reads the task's signature for LightningCLI, does not look inside a
+# ``type`` alias and would parse a mapping as a string.
+
 #: One modality's weights: a TorchGeo ``WeightsEnum``, its name, a file, an
 #: smp weights name (``'imagenet'``), ``True`` (ImageNet) or ``None``/``False``
 #: (random initialisation).
-WeightsSpec = WeightsEnum | str | bool | None
+WeightsSpec: TypeAlias = WeightsEnum | str | bool | None  # noqa: UP040
 
 #: The ``weights`` argument: one value for every specific encoder, or one per
 #: modality (modalities left out start from random weights).
-ModalityWeights = WeightsSpec | dict[str, WeightsSpec]
+ModalityWeights: TypeAlias = WeightsSpec | dict[str, WeightsSpec]  # noqa: UP040
 
 #: What to do when a modality's bands cannot be matched to the weights' by
 #: name and their counts differ: stop (``'match'``) or adapt the first
 #: convolution with timm's :func:`~timm.models.adapt_input_conv`.
-InChannelsMode = Literal['match', 'adapt']
+InChannelsMode: TypeAlias = Literal['match', 'adapt']  # noqa: UP040
 
 #: Modules of a classification head, which an encoder does not have.
 _HEAD_NAMES = frozenset({'fc', 'head', 'classifier', 'last_linear'})
@@ -77,6 +81,8 @@ class PretrainedWeights:
         mean: Per-band (or one broadcast) mean of the pretraining
             normalisation, or None if the weights do not record it.
         std: The matching standard deviations.
+
+    .. versionadded:: 0.1
     """
 
     name: str
@@ -97,6 +103,8 @@ class InputExpectation:
         mean: Per input channel, the pretraining normalisation's mean, or
             None if the weights do not record it.
         std: The matching standard deviations.
+
+    .. versionadded:: 0.1
     """
 
     weights: str
@@ -183,7 +191,9 @@ def _normalization(
     transforms = weights.transforms
     steps = [
         module
-        for module in (transforms.modules() if isinstance(transforms, nn.Module) else [])
+        for module in (
+            transforms.modules() if isinstance(transforms, nn.Module) else []
+        )
         if type(module).__name__ == 'Normalize'
     ]
     if not steps:
@@ -194,7 +204,7 @@ def _normalization(
         # (((x - m1) / s1) - m2) / s2 = (x - (m1 + m2 s1)) / (s1 s2)
         step_mean = torch.tensor(step.mean, dtype=torch.float64).flatten()
         step_std = torch.tensor(step.std, dtype=torch.float64).flatten()
-        mean, std = torch.broadcast_tensors(mean + step_mean * std, std * step_std)
+        mean, std = mean + step_mean * std, std * step_std
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
@@ -218,7 +228,9 @@ def torchgeo_weights(weights: WeightsEnum, backbone: str) -> PretrainedWeights:
             f'set backbone: {model} or choose weights for {backbone!r} '
             f'({_available(backbone)}).'
         )
-    state_dict = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    state_dict = weights.get_state_dict(
+        progress=True, check_hash=True, weights_only=True
+    )
     bands = weights.meta.get('bands')
     normalization = _normalization(weights)
     return PretrainedWeights(
@@ -316,13 +328,13 @@ def _torchgeo_member(spec: str) -> WeightsEnum:
         ValueError: If no TorchGeo weights have that name.
     """
     class_name, _, member = spec.partition('.')
-    enum = getattr(torchgeo.models, class_name, None)
-    if (
-        isinstance(enum, type)
-        and issubclass(enum, WeightsEnum)
-        and member in enum.__members__
-    ):
-        return enum[member]
+    enum: Any = getattr(torchgeo.models, class_name, None)
+    is_weights = isinstance(enum, type) and issubclass(enum, WeightsEnum)
+    members: dict[str, WeightsEnum] = (
+        dict(getattr(enum, '__members__', {})) if is_weights else {}
+    )
+    if member in members:
+        return members[member]
     return get_weight(spec)
 
 
@@ -330,6 +342,11 @@ def _module_name(key: str) -> str:
     """The name of the module a state-dict key belongs to (``'fc'`` of ``'model.fc.bias'``)."""
     parts = key.split('.')
     return parts[-2] if len(parts) > 1 else ''
+
+
+def _is_batch_counter(key: str) -> bool:
+    """Whether *key* is a batch-norm batch counter (old checkpoints lack them)."""
+    return key.endswith('.num_batches_tracked')
 
 
 def _first_conv_key(encoder: nn.Module) -> str:
@@ -367,7 +384,7 @@ def _align_keys(
             is *modality*'s.
     """
     first = expected[0]
-    wanted = set(expected)
+    wanted = {key for key in expected if not _is_batch_counter(key)}
     candidates: list[tuple[str, str]] = [('', '')]
     for key in state_dict:
         if key.endswith(first):
@@ -427,7 +444,7 @@ def _match_input_channels(
     known = pretrained.bands is not None and len(pretrained.bands) == weights_channels
     if bands is not None and len(bands) != in_channels:
         raise ConfigurationError(
-            f"weights_bands.{modality} lists {len(bands)} bands {list(bands)} but "
+            f'weights_bands.{modality} lists {len(bands)} bands {list(bands)} but '
             f"modality '{modality}' has {in_channels}; list one name per band."
         )
     if known and bands is not None:
@@ -455,8 +472,10 @@ def _match_input_channels(
             )
         return weight, list(range(in_channels))
     if mode == 'adapt':
-        adapted = adapt_input_conv(in_channels, weight, base_chans=weights_channels)
-        return cast(Tensor, adapted), None
+        adapted: Tensor = adapt_input_conv(
+            in_channels, weight, base_chans=weights_channels
+        )
+        return adapted, None
     raise ConfigurationError(
         f"modality '{modality}': {pretrained.name} take {weights_channels} bands "
         f'{list(pretrained.bands) if pretrained.bands else "(names unknown)"} but '
@@ -526,10 +545,15 @@ def load_encoder_weights(
             state_dict[conv_key], count, bands, pretrained, modality, mode
         )
         names = pretrained.bands
-        if channels is not None and names is not None:
-            if len(names) == weights_channels:
-                selected = tuple(names[c] for c in channels)
-    missing = [key for key in expected if key not in state_dict]
+        if (
+            channels is not None
+            and names is not None
+            and len(names) == weights_channels
+        ):
+            selected = tuple(names[c] for c in channels)
+    missing = [
+        key for key in expected if key not in state_dict and not _is_batch_counter(key)
+    ]
     unexpected = [key for key in state_dict if key not in set(expected)]
     if missing or unexpected:
         raise ConfigurationError(
@@ -571,7 +595,9 @@ def _encoders(model: nn.Module) -> dict[str, EncoderPyramid]:
     )
 
 
-def _smp_state_dict(pyramid: EncoderPyramid, backbone: str, name: str) -> PretrainedWeights:
+def _smp_state_dict(
+    pyramid: EncoderPyramid, backbone: str, name: str
+) -> PretrainedWeights:
     """The weights an smp encoder like *pyramid* gets from smp's *name* weights.
 
     segmentation-models-pytorch builds the encoder with those weights (and
@@ -712,7 +738,8 @@ def _split(
 def _close(a: Sequence[float], b: Sequence[float]) -> bool:
     """Whether two value lists are equal up to float noise."""
     return len(a) == len(b) and all(
-        math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-6) for x, y in zip(a, b, strict=True)
+        math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-6)
+        for x, y in zip(a, b, strict=True)
     )
 
 
@@ -771,9 +798,7 @@ def check_data_against_weights(
         std = getattr(stats, 'std', None)
         if isinstance(stats, Mapping):
             mean, std = stats.get('mean'), stats.get('std')
-        wanted = (
-            f'mean {list(expectation.mean)}, std {list(expectation.std)}'
-        )
+        wanted = f'mean {list(expectation.mean)}, std {list(expectation.std)}'
         if mean is None or std is None:
             warnings.warn(
                 f"modality '{name}': {expectation.weights} expect inputs normalised "
@@ -787,7 +812,7 @@ def check_data_against_weights(
                 f"modality '{name}': {expectation.weights} expect inputs normalised "
                 f'with {wanted}, but the data is normalised with mean {list(mean)}, '
                 f'std {list(std)}; give the datamodule statistics.{name}: {{{wanted}}} '
-                "to feed the ranges the weights were trained on.",
+                'to feed the ranges the weights were trained on.',
                 UserWarning,
                 stacklevel=2,
             )
