@@ -457,3 +457,7 @@ def test_data_check_bands_and_normalisation(recwarn: pytest.WarningsRecorder) ->
     other = FakeDataModule({'optical': ['B04', 'B03', 'B02', 'B08']}, {})
     with pytest.raises(ConfigurationError, match=r"data reads bands \['B04'"):
         check_data_against_weights(expectations, other, bands)
+    # Bands named in another vocabulary are the user's to map.
+    colours = FakeDataModule({'optical': ['blue', 'green', 'red', 'nir']}, {})
+    with pytest.warns(UserWarning, match='cannot be checked'):
+        check_data_against_weights(expectations, colours, bands)

@@ -772,7 +772,9 @@ def check_data_against_weights(
         bands: The band names the weights were matched with (``weights_bands``).
 
     Raises:
-        ConfigurationError: If the data reads other bands than *bands* says.
+        ConfigurationError: If the data reads other bands than *bands* says
+            (when the data names its bands in the same vocabulary: data bands
+            named ``red`` or ``band_1`` are not compared with ``B4``).
 
     Warns:
         UserWarning: If the data is normalised otherwise than the weights
@@ -780,14 +782,15 @@ def check_data_against_weights(
     """
     data_bands = _data_bands(datamodule)
     for name, given in (bands or {}).items():
-        read = data_bands.get(name)
-        if read is not None and [canonical_band(b) for b in read] != [
-            canonical_band(b) for b in given
-        ]:
+        read = [canonical_band(b) for b in data_bands.get(name, ())]
+        wanted = [canonical_band(b) for b in given]
+        # Names of another vocabulary ('red', 'band_1') cannot be compared;
+        # lists that share names but differ are a mistake.
+        if set(read) & set(wanted) and read != wanted:
             raise ConfigurationError(
                 f"modality '{name}': weights_bands.{name} is {list(given)} but the "
-                f'data reads bands {list(read)}; list the bands the data reads, in '
-                'its order (name unnamed file bands with the layout all_bands).'
+                f'data reads bands {list(data_bands[name])}; list the bands the '
+                'data reads, in its order.'
             )
     statistics = getattr(datamodule, 'statistics', None)
     for name, expectation in expectations.items():
