@@ -194,6 +194,22 @@ def test_example_config_names_existing_weights_for_its_backbone() -> None:
             ]
 
 
+def test_example_config_passes_the_cli_validation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --print_config validates every value against the signatures, without
+    # building the model (nothing is downloaded).
+    with pytest.raises(SystemExit) as exit_info:
+        main(['fit', '--config', str(EXAMPLE), '--print_config'])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed['model']['init_args']['weights'] == {
+        'optical': 'ResNet50_Weights.SENTINEL2_ALL_MOCO',
+        'sar': 'ResNet50_Weights.SENTINEL1_GRD_MOCO',
+        'dsm': None,
+    }
+
+
 def _member(name: str) -> WeightsEnum:
     """The TorchGeo weights enum member named *name* (aliases included)."""
     import torchgeo.models
