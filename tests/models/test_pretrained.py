@@ -448,7 +448,10 @@ def test_data_check_bands_and_normalisation(recwarn: pytest.WarningsRecorder) ->
         {'optical': ['B02', 'B03', 'B04', 'B08']},
         {'optical': {'mean': [900.0] * 4, 'std': [400.0] * 4}},
     )
-    with pytest.warns(UserWarning, match=r'statistics\.optical: \{mean \[0\.0'):
+    with pytest.warns(
+        UserWarning,
+        match=r'statistics\.optical: \{mean: \[0\.0, 0\.0, 0\.0, 0\.0\], std: \[10000\.0',
+    ):
         check_data_against_weights(expectations, standardised, bands)
 
     with pytest.warns(UserWarning, match='cannot be checked'):

@@ -801,11 +801,11 @@ def check_data_against_weights(
         std = getattr(stats, 'std', None)
         if isinstance(stats, Mapping):
             mean, std = stats.get('mean'), stats.get('std')
-        wanted = f'mean {list(expectation.mean)}, std {list(expectation.std)}'
+        target = f'{{mean: {list(expectation.mean)}, std: {list(expectation.std)}}}'
         if mean is None or std is None:
             warnings.warn(
                 f"modality '{name}': {expectation.weights} expect inputs normalised "
-                f'with {wanted}; the datamodule does not say how it normalises, so '
+                f'as {target}; the datamodule does not say how it normalises, so '
                 'this cannot be checked.',
                 UserWarning,
                 stacklevel=2,
@@ -813,8 +813,8 @@ def check_data_against_weights(
         elif not (_close(mean, expectation.mean) and _close(std, expectation.std)):
             warnings.warn(
                 f"modality '{name}': {expectation.weights} expect inputs normalised "
-                f'with {wanted}, but the data is normalised with mean {list(mean)}, '
-                f'std {list(std)}; give the datamodule statistics.{name}: {{{wanted}}} '
+                f'as {target}, but the data is normalised with mean {list(mean)}, '
+                f'std {list(std)}; give the datamodule statistics.{name}: {target} '
                 'to feed the ranges the weights were trained on.',
                 UserWarning,
                 stacklevel=2,
