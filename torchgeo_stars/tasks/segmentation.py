@@ -10,7 +10,13 @@ from torchgeo.tasks import BaseTask
 
 from ..datasets.keys import MASK, SHARED_KEYS
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
-from ..models import SegmentationOutput, build_model, modality_dropout
+from ..models import SegmentationOutput, modality_dropout
+from ..models.pretrained import (
+    InChannelsMode,
+    InputExpectation,
+    ModalityWeights,
+    check_data_against_weights,
+)
 from .checkpoint import DataMetadataHooks
 from .checks import (
     batch_inputs,
@@ -20,6 +26,7 @@ from .checks import (
     check_task_arguments,
 )
 from .metrics import SegmentationScores, write_lines
+from .network import build_network
 from .objective import LossTerms, compose_losses
 from .optimization import Schedule, check_optimization_arguments, configure_optimization
 from .plotting import default_colors, plot_first_sample
@@ -65,7 +72,9 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         num_classes: int,
         model: Literal['stars', 'early_fusion', 'shaspec'] = 'stars',
         backbone: str = 'resnet18',
-        weights: str | None = None,
+        weights: ModalityWeights = None,
+        weights_bands: dict[str, list[str]] | None = None,
+        weights_in_channels: InChannelsMode = 'match',
         shared_encoder: str = 'light',
         translation: bool = True,
         class_names: list[str] | None = None,
@@ -99,9 +108,14 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             model: ``'stars'``, or a baseline: ``'early_fusion'``, ``'shaspec'``.
             backbone: Encoder name from segmentation-models-pytorch (``tu-``
                 prefixes select timm encoders).
-            weights: Pretrained encoder weights name, or None for random
-                initialisation. Not saved in the checkpoint: the checkpoint
-                holds the trained weights.
+            weights: Pretrained weights of the specific encoders, one value or
+                one per modality, as TorchGeo's tasks take them (see
+                :mod:`torchgeo_stars.models.pretrained`); not saved in the
+                checkpoint, which holds the trained weights.
+            weights_bands: Modality name to its band names in input order, to
+                keep the matching input channels of the weights.
+            weights_in_channels: ``'adapt'`` to adapt the first convolution
+                when bands cannot be matched by name, ``'match'`` to refuse.
             shared_encoder: How STARS computes shared features (``'light'``,
                 an encoder name, ``'backbone'`` or ``'projection'``: see
                 :class:`~torchgeo_stars.models.STARS`). The ShaSpec baseline
@@ -144,6 +158,7 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         )
         check_optimization_arguments(lr, weight_decay, lr_schedule, poly_power)
         self.weights = weights
+        self.pretrained_inputs: dict[str, InputExpectation] = {}
         super().__init__()
 
     @property
@@ -173,20 +188,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         return [(int(r), int(g), int(b)) for r, g, b in colors]
 
     def configure_models(self) -> None:
-        """Build the network chosen by ``model``."""
-        hparams = self.hparams
-        kwargs: dict[str, Any] = dict(hparams['model_kwargs'] or {})
-        if hparams['model'] == 'stars':
-            kwargs.setdefault('shared_encoder', hparams['shared_encoder'])
-            kwargs.setdefault('translation', hparams['translation'])
-        self.model = build_model(
-            hparams['model'],
-            modalities=dict(hparams['modalities']),
-            num_classes=hparams['num_classes'],
-            backbone=hparams['backbone'],
-            weights=self.weights,
-            **kwargs,
-        )
+        """Build the network chosen by ``model``, with its pretrained weights."""
+        self.model, self.pretrained_inputs = build_network(self.hparams, self.weights)
 
     def configure_losses(self) -> None:
         """Build the segmentation, translation and PSA losses."""
@@ -257,14 +260,10 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         Returns:
             The total and its terms.
         """
+        hp = self.hparams
+        losses = self.segmentation_loss, self.translation_loss, self.psa_loss
         return compose_losses(
-            output,
-            target,
-            self.segmentation_loss,
-            self.translation_loss,
-            self.psa_loss,
-            self.hparams['lambda_tr'],
-            self.hparams['lambda_psa'],
+            output, target, *losses, hp['lambda_tr'], hp['lambda_psa']
         )
 
     def training_step(
@@ -352,13 +351,9 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         experiment = getattr(self.logger, 'experiment', None)
         if not hasattr(experiment, 'add_figure') or not self.trainer.is_global_zero:
             return
+        names, colors = self.class_names, self.class_colors
         figure = plot_first_sample(
-            batch,
-            available,
-            predictions,
-            self.modality_names,
-            self.class_names,
-            self.class_colors,
+            batch, available, predictions, self.modality_names, names, colors
         )
         experiment.add_figure('val/scenarios', figure, global_step=self.global_step)  # type: ignore[union-attr]
         plt.close(figure)
@@ -394,7 +389,12 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
 
         Raises:
             ConfigurationError: If the datamodule declares other modalities,
-                another order or other band counts than ``modalities``.
+                another order or other band counts than ``modalities``, or
+                reads other bands than ``weights_bands``.
         """
         datamodule = getattr(self._trainer, 'datamodule', None)
         check_datamodule_modalities(dict(self.hparams['modalities']), datamodule)
+        if stage == 'fit':
+            check_data_against_weights(
+                self.pretrained_inputs, datamodule, self.hparams['weights_bands']
+            )
