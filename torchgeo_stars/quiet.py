@@ -50,7 +50,9 @@ LEAFSPEC_MODULES = r'(lightning\.pytorch|pytorch_lightning)\.utilities\._pytree'
 HOOK_MESSAGE = r'You have overridden `on_before_batch_transfer` in `LightningModule`'
 
 #: Module that emits it (the two distributions of Lightning).
-HOOK_MODULES = r'(lightning\.pytorch|pytorch_lightning)\.trainer\.connectors\.data_connector'
+HOOK_MODULES = (
+    r'(lightning\.pytorch|pytorch_lightning)\.trainer\.connectors\.data_connector'
+)
 
 
 class _DropLightningTips(logging.Filter):

@@ -105,6 +105,8 @@ class ConfigurableRaster(RasterDataset):
 
     Files of ``filename_regex`` are matched with :data:`re.VERBOSE` (TorchGeo's
     rule): spaces are ignored and ``#`` starts a comment, escape them if needed.
+
+    .. versionadded:: 0.1
     """
 
     #: Default glob of the files to index (override with ``filename_glob=``).
@@ -571,6 +573,8 @@ class ModalityRaster(ConfigurableRaster):
     Sample keys: ``image_<modality>`` (float32 (C, H, W); invalid pixels are NaN:
     nodata, outside the files, non-finite, plus the subclass's rules),
     ``bounds``, ``transform``.
+
+    .. versionadded:: 0.1
     """
 
     #: Modality name: the sample key is ``image_<modality>``.

@@ -41,6 +41,8 @@ class Predictor:
             with per-band ``mean`` and ``std``), or None for raw values.
         reader_options: Per-modality keyword arguments of the modality's raster
             class used in training (e.g. ``{'sar': {'to_db': True}}``).
+
+    .. versionadded:: 0.1
     """
 
     model: nn.Module

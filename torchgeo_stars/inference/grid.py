@@ -25,6 +25,8 @@ class OutputGrid:
         transform: Affine geotransform of the top-left pixel corner.
         width: Number of columns.
         height: Number of rows.
+
+    .. versionadded:: 0.1
     """
 
     crs: CRS
