@@ -69,8 +69,7 @@ from ..inference.grid import (
     output_grid,
 )
 from ..inference.sources import RasterInfo, expand_paths, raster_class, union_bounds
-from .intersection import MODALITY_NAME
-from .keys import MASK
+from .keys import MASK, MODALITY_NAME
 from .modalities import MaskRaster
 from .rasters import ConfigurableRaster, ModalityRaster
 

@@ -10,7 +10,6 @@ invalid pixels and adds the ``available`` flags.
 """
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 
 import rasterio
@@ -23,9 +22,6 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
 from .keys import AVAILABLE, IMAGE_PREFIX, SHARED_KEYS
-
-#: Valid modality names: letters, digits and underscores.
-MODALITY_NAME = re.compile(r'^\w+$')
 
 
 def fill_invalid(image: Tensor, fill: Tensor | None = None) -> tuple[Tensor, bool]:

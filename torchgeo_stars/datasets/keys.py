@@ -12,8 +12,19 @@ defined here once:
 * ``bounds`` and ``transform``: the window's georeferencing, as TorchGeo puts
   them in its samples (:data:`BOUNDS`, :data:`TRANSFORM`).
 
+Modality names become part of the keys, so their one check lives here too
+(:func:`check_modalities`).
+
 .. versionadded:: 0.1
 """
+
+import re
+from collections.abc import Iterable, Mapping
+
+from ..errors import ConfigurationError
+
+#: Valid modality names: letters, digits and underscores.
+MODALITY_NAME = re.compile(r'^\w+$')
 
 #: Prefix of the sample keys holding a modality's image.
 IMAGE_PREFIX = 'image_'
@@ -62,3 +73,41 @@ def modality_of(key: str) -> str | None:
 
 #: Key of a predicted class map (TorchGeo's ``prediction``), shown by ``plot()``.
 PREDICTION = 'prediction'
+
+
+def check_modalities(
+    modalities: Mapping[str, int] | Iterable[str], owner: str, minimum: int = 1
+) -> None:
+    """The one check of a list of modalities (or modality name to band count).
+
+    Args:
+        modalities: Modality names, or names to band counts.
+        owner: Who was given them (a class, function or argument name), for
+            messages.
+        minimum: Fewest modalities accepted.
+
+    Raises:
+        ConfigurationError: If there are fewer than *minimum* modalities, a
+            name is not made of letters, digits and underscores, or a band
+            count is not a positive integer.
+    """
+    names = list(modalities)
+    if len(names) < minimum:
+        if minimum == 1:
+            raise ConfigurationError(f'{owner}: give at least one modality.')
+        raise ConfigurationError(
+            f'{owner} needs at least {minimum} modalities, got {names}.'
+        )
+    bad = [name for name in names if not MODALITY_NAME.fullmatch(str(name))]
+    if bad:
+        raise ConfigurationError(
+            f'{owner}: modality names {bad} are not valid; use letters, digits and '
+            'underscores.'
+        )
+    if isinstance(modalities, Mapping):
+        for name, bands in modalities.items():
+            if isinstance(bands, bool) or not isinstance(bands, int) or bands < 1:
+                raise ConfigurationError(
+                    f'{owner}: modality {name!r} must have a positive band count, '
+                    f'got {bands!r}.'
+                )

@@ -34,14 +34,13 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
 from .intersection import (
-    MODALITY_NAME,
     ModalityIntersection,
     describe_dataset,
     fill_invalid,
     nodata_of,
     union_geometry,
 )
-from .keys import AVAILABLE, BOUNDS, MASK, TRANSFORM, image_key
+from .keys import AVAILABLE, BOUNDS, MASK, TRANSFORM, check_modalities, image_key
 from .normalization import ModalityStatistics, coerce_statistics
 from .plotting import plot_sample
 
@@ -129,15 +128,8 @@ class PairedDataset(GeoDataset):
             DataError: if required datasets do not overlap, or an optional one
                 does not overlap them at all.
         """
-        if not images:
-            raise ConfigurationError('pair_modalities: give at least one modality.')
+        check_modalities(list(images), 'pair_modalities')
         names = tuple(images)
-        bad = [n for n in names if not MODALITY_NAME.fullmatch(n)]
-        if bad:
-            raise ConfigurationError(
-                f'pair_modalities: modality names {bad} are not valid; use letters, '
-                'digits and underscores.'
-            )
         unknown = sorted(set(optional) - set(names))
         if unknown:
             raise ConfigurationError(

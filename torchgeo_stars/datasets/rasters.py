@@ -43,8 +43,8 @@ from torchgeo.datasets import DatasetNotFoundError, GeoDataset, RasterDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
 
 from ..errors import ConfigurationError, DataError
-from .intersection import MODALITY_NAME, ModalityIntersection
-from .keys import BOUNDS, MASK, TRANSFORM, image_key
+from .intersection import ModalityIntersection
+from .keys import BOUNDS, MASK, MODALITY_NAME, TRANSFORM, image_key
 from .reading import OpenRasters, read_onto_grid
 from .torchgeo_adapter import (
     WindowGrid,

@@ -5,32 +5,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..datasets.keys import check_modalities
 from ..errors import ConfigurationError
 from .outputs import SegmentationOutput
-
-
-def check_modalities(modalities: Mapping[str, int], minimum: int, model: str) -> None:
-    """Check a model's ``modalities`` argument.
-
-    Args:
-        modalities: Modality name to band count.
-        minimum: Fewest modalities the model accepts.
-        model: Model name, for messages.
-
-    Raises:
-        ConfigurationError: If there are too few modalities or a band count is
-            not a positive integer.
-    """
-    if len(modalities) < minimum:
-        raise ConfigurationError(
-            f'{model} needs at least {minimum} modalities, got {dict(modalities)}.'
-        )
-    for name, bands in modalities.items():
-        if not isinstance(bands, int) or bands < 1:
-            raise ConfigurationError(
-                f'modalities: modality {name!r} must have a positive band count, '
-                f'got {bands!r}.'
-            )
 
 
 def to_channels_last[M: nn.Module](model: M) -> M:
@@ -80,7 +57,7 @@ class SegmentationModel(nn.Module):
             ConfigurationError: If the modalities or *num_classes* are invalid.
         """
         super().__init__()
-        check_modalities(modalities, minimum, name)
+        check_modalities(modalities, f'{name} modalities', minimum)
         if num_classes < 1:
             raise ConfigurationError(f'num_classes must be >= 1, got {num_classes}.')
         self.modalities: dict[str, int] = dict(modalities)

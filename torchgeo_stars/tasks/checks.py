@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..datasets.keys import AVAILABLE, MASK, image_key
+from ..datasets.keys import AVAILABLE, MASK, check_modalities, image_key
 from ..errors import ConfigurationError
 
 
@@ -35,12 +35,7 @@ def check_task_arguments(
     Raises:
         ConfigurationError: If the arguments are inconsistent.
     """
-    if not modalities:
-        raise ConfigurationError('modalities: give at least one modality.')
-    if any(bands < 1 for bands in modalities.values()):
-        raise ConfigurationError(
-            f'modalities: every band count must be positive, got {modalities}.'
-        )
+    check_modalities(modalities, 'modalities')
     if num_classes < 2:
         raise ConfigurationError(f'num_classes must be >= 2, got {num_classes}.')
     per_class = (
