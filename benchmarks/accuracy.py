@@ -77,7 +77,13 @@ Usage::
         [--size 384] [--patch-size 64] [--configs stars early_fusion ...]
         [--vehicle-scale 1] [--stars-arg KEY=VALUE ...]
         [--accelerator auto] [--precision 32] [--jobs 1] [--max-time MIN]
+        [--weights YAML] [--weights-bands YAML] [--weights-in-channels match]
         [--output benchmarks/results/accuracy] [--jsonl results.jsonl]
+
+``--weights`` starts the specific encoders of every configuration from
+pretrained weights, as the task's ``weights`` takes them (one value, or one
+per modality for STARS and ShaSpec); a machine without network needs them in
+the torch hub cache.
 """
 
 import argparse
@@ -128,6 +134,9 @@ SETTING_DEFAULTS: dict[str, Any] = {
     'stars_args': {},
     'precision': '32',
     'max_time': None,
+    'weights': None,
+    'weights_bands': None,
+    'weights_in_channels': 'match',
 }
 
 #: Task arguments of every configuration (on top of the common ones).
@@ -195,6 +204,11 @@ class Setting:
             configuration's own arguments (its ablation) win.
         precision: Lightning precision of training and testing.
         max_time: Training time limit of each run in minutes (None: none).
+        weights: Pretrained weights of the specific encoders of every
+            configuration (the task's ``weights``: one value, or one per
+            modality for STARS and ShaSpec), None for random initialisation.
+        weights_bands: The task's ``weights_bands``.
+        weights_in_channels: The task's ``weights_in_channels``.
     """
 
     seeds: tuple[int, ...]
@@ -210,6 +224,9 @@ class Setting:
     stars_args: dict[str, Any] = field(default_factory=dict)
     precision: str = '32'
     max_time: float | None = None
+    weights: Any = None
+    weights_bands: dict[str, list[str]] | None = None
+    weights_in_channels: str = 'match'
 
     @property
     def total_steps(self) -> int:
@@ -283,6 +300,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar='KEY=VALUE',
         help='task argument for every STARS configuration (YAML value; '
         'model_kwargs.NAME for a model argument), e.g. n_per_class=16; repeatable',
+    )
+    parser.add_argument(
+        '--weights',
+        metavar='YAML',
+        help='pretrained weights of the specific encoders of every configuration, '
+        "as the task's weights (YAML: a name such as "
+        'ResNet18_Weights.SENTINEL2_ALL_MOCO, a file, or {optical: ..., sar: ...}); '
+        'they must be in the torch hub cache: nothing is downloaded on a machine '
+        'without network',
+    )
+    parser.add_argument(
+        '--weights-bands',
+        metavar='YAML',
+        help="the task's weights_bands, e.g. '{optical: [B2, B3, B4, B8]}' (the "
+        "synthetic scene's optical bands are blue, green, red, nir)",
+    )
+    parser.add_argument(
+        '--weights-in-channels',
+        choices=('match', 'adapt'),
+        default='match',
+        help="the task's weights_in_channels (match)",
     )
     parser.add_argument(
         '--configs',
@@ -392,7 +430,25 @@ def make_setting(args: argparse.Namespace) -> Setting:
             )
     if args.max_time is not None and not args.max_time > 0:
         raise ValueError(f'--max-time must be > 0 minutes, got {args.max_time}')
+    weights = yaml.safe_load(args.weights) if args.weights is not None else None
+    bands = yaml.safe_load(args.weights_bands) if args.weights_bands else None
+    early_fusion = [
+        c for c in args.configs if CONFIGS[c].get('model') == 'early_fusion'
+    ]
+    if isinstance(weights, dict) and early_fusion:
+        raise ValueError(
+            f'--weights gives one value per modality, but {early_fusion} stack the '
+            'modalities into one encoder; give one value, or leave them out of '
+            '--configs'
+        )
+    if bands is not None and not isinstance(bands, dict):
+        raise ValueError(
+            f'--weights-bands must be a mapping of modality to band names, got {bands!r}'
+        )
     return Setting(
+        weights=weights,
+        weights_bands=bands,
+        weights_in_channels=args.weights_in_channels,
         stars_args=parse_stars_args(args.stars_arg),
         seeds=tuple(values['seeds']),
         steps=values['steps'],
@@ -553,6 +609,12 @@ def task_arguments(config: str, setting: Setting) -> dict[str, Any]:
         model_kwargs=kwargs,
         plot_every_n_epochs=0,
     )
+    if setting.weights is not None:
+        arguments.update(
+            weights=setting.weights,
+            weights_bands=setting.weights_bands,
+            weights_in_channels=setting.weights_in_channels,
+        )
     return arguments
 
 
@@ -1121,6 +1183,11 @@ def child_command(
     ]
     for item in args.stars_arg:
         command += ['--stars-arg', item]
+    if setting.weights is not None:
+        command += ['--weights', json.dumps(setting.weights)]
+    if setting.weights_bands is not None:
+        command += ['--weights-bands', json.dumps(setting.weights_bands)]
+    command += ['--weights-in-channels', setting.weights_in_channels]
     if setting.max_time is not None:
         command += ['--max-time', repr(setting.max_time)]
     return command

@@ -452,3 +452,57 @@ def test_a_failed_job_keeps_the_others(
     saved = json.loads((tmp_path / 'out.json').read_text())
     assert [(r['config'], r['seed']) for r in saved['runs']] == [('early_fusion', 0)]
     assert saved['environment'][0]['jobs'] == 2
+
+
+def test_weights_reach_every_configuration_and_its_encoders(
+    accuracy: ModuleType, tmp_path: Path
+) -> None:
+    from segmentation_models_pytorch.encoders import get_encoder
+
+    from torchgeo_stars import STARSSegmentationTask
+
+    encoder = get_encoder('resnet18', in_channels=2, weights=None)
+    generator = torch.Generator().manual_seed(3)
+    state = {
+        key: torch.randn(value.shape, generator=generator)
+        if value.is_floating_point()
+        else value.clone()
+        for key, value in encoder.state_dict().items()
+    }
+    path = tmp_path / 'sar.pth'
+    torch.save(state, path)
+    argv = ['--quick', '--weights', f'{{sar: {path}}}', '--configs', 'stars', 'shaspec']
+    args = accuracy.parse_args(argv)
+    setting = accuracy.make_setting(args)
+    assert setting.weights == {'sar': str(path)}
+    for config in ('stars', 'shaspec'):
+        arguments = accuracy.task_arguments(config, setting)
+        assert arguments['weights'] == {'sar': str(path)}
+        assert arguments['weights_in_channels'] == 'match'
+    task = STARSSegmentationTask(
+        modalities={'optical': 4, 'sar': 2, 'dsm': 1},
+        num_classes=6,
+        ignore_index=255,
+        **accuracy.task_arguments('stars', setting),
+    )
+    loaded = task.model.specific_encoders.encoders['sar'].encoder.state_dict()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+    # The setting travels to --jobs children and is kept in result files.
+    command = accuracy.child_command(args, setting, 'stars', 0, Path('part'), threads=1)
+    child = accuracy.make_setting(accuracy.parse_args(command[2:]))
+    assert child.weights == setting.weights
+    assert accuracy.asdict(child)['weights'] == {'sar': str(path)}
+
+
+def test_per_modality_weights_refuse_early_fusion(accuracy: ModuleType) -> None:
+    argv = ['--quick', '--weights', '{sar: x.pth}', '--configs', 'stars', 'moddrop']
+    with pytest.raises(SystemExit, match=r"\['moddrop'\] stack the modalities"):
+        accuracy.main(argv)
+    # Without weights, or with one value, every configuration is accepted.
+    one = accuracy.make_setting(
+        accuracy.parse_args(['--quick', '--weights', 'x.pth', '--configs', 'moddrop'])
+    )
+    assert accuracy.task_arguments('moddrop', one)['weights'] == 'x.pth'
+    none = accuracy.make_setting(accuracy.parse_args(['--quick']))
+    assert 'weights' not in accuracy.task_arguments('stars', none)
