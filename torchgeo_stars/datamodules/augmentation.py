@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..datasets.keys import MASK
+from ..datasets.keys import MASK, image_key
 from ..errors import ConfigurationError
 
 
@@ -122,3 +122,33 @@ class JointFlipRotate(nn.Module):
                     rotated = _where(turns == k, turned, rotated)
             out[key] = rotated
         return out
+
+
+def normalize_and_augment(
+    batch: dict[str, Tensor],
+    normalize: nn.Module | None,
+    augmentation: JointFlipRotate | None,
+    modalities: Sequence[str],
+    training: bool,
+) -> dict[str, Tensor]:
+    """A batch on its device as the datamodules hand it to the model.
+
+    Every modality is normalised (*normalize*, moved to the batch's device);
+    in training the images and labels are augmented together.
+
+    Args:
+        batch: A collated batch on its device.
+        normalize: The per-modality normaliser, or None.
+        augmentation: The joint augmentation, or None.
+        modalities: Modality names whose images are augmented.
+        training: Whether the trainer is fitting (augment) or not.
+
+    Returns:
+        The transformed batch.
+    """
+    if normalize is not None:
+        normalize.to(next(iter(batch.values())).device)
+        batch = normalize(batch)
+    if augmentation is not None and training:
+        batch = augmentation(batch, [image_key(name) for name in modalities])
+    return batch

@@ -22,10 +22,9 @@ from ..datasets import (
     TileDataset,
     compute_statistics,
 )
-from ..datasets.keys import image_key
 from ..datasets.tiles import tile_statistics
 from ..errors import ConfigurationError
-from .augmentation import JointFlipRotate
+from .augmentation import JointFlipRotate, normalize_and_augment
 from .loading import MachineLoaders, default_num_workers
 
 logger = logging.getLogger(__name__)
@@ -341,14 +340,11 @@ class BenchmarkDataModule(MachineLoaders, GeoDataModule):
         Returns:
             The transformed batch.
         """
-        if self.normalize is not None:
-            self.normalize.to(next(iter(batch.values())).device)
-            batch = self.normalize(batch)
         trainer = self.trainer
-        if self.augmentation is not None and trainer is not None and trainer.training:
-            keys = [image_key(name) for name in self.modality_names]
-            batch = self.augmentation(batch, keys)
-        return batch
+        training = trainer is not None and trainer.training
+        return normalize_and_augment(
+            batch, self.normalize, self.augmentation, self.modality_names, training
+        )
 
     def plot(self, *args: Any, **kwargs: Any) -> Figure | None:
         """Plot a sample with the ``plot()`` of a split's dataset.

@@ -28,9 +28,9 @@ from ..datasets import (
     pair_modalities,
 )
 from ..datasets.align import IMAGE_OPTIONS, MASK_OPTIONS, AlignedRasters
-from ..datasets.keys import MASK, image_key
+from ..datasets.keys import MASK
 from ..errors import ConfigurationError, DataError
-from .augmentation import JointFlipRotate
+from .augmentation import JointFlipRotate, normalize_and_augment
 from .loading import MachineLoaders, default_num_workers
 from .splits import Box, Stripe, cut_stripes, grid_area, inner_box, random_patch_margin
 
@@ -726,12 +726,9 @@ class MultimodalDataModule(MachineLoaders, GeoDataModule):
         Returns:
             The transformed batch.
         """
-        if self.normalize is not None:
-            self.normalize.to(next(iter(batch.values())).device)
-            batch = self.normalize(batch)
         trainer = self.trainer
-        if self.augmentation is not None and trainer is not None and trainer.training:
-            assert self.dataset is not None
-            keys = [image_key(name) for name in self.dataset.modalities]
-            batch = self.augmentation(batch, keys)
-        return batch
+        training = trainer is not None and trainer.training
+        modalities = self.dataset.modalities if self.dataset is not None else ()
+        return normalize_and_augment(
+            batch, self.normalize, self.augmentation, modalities, training
+        )

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import STARSError
+from ..inference.grid import add_grid_arguments
 from .align import align_rasters
 
 #: Modalities that get their own flag, in the order that picks the grid.
@@ -54,17 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--output', required=True, type=Path, help='folder for the aligned rasters'
     )
-    parser.add_argument('--crs', help="grid CRS (default: the first input's)")
-    parser.add_argument(
-        '--res', nargs='+', type=float, metavar='RES', help='grid pixel size (x [y])'
-    )
-    parser.add_argument(
-        '--bounds',
-        nargs=4,
-        type=float,
-        metavar=('LEFT', 'BOTTOM', 'RIGHT', 'TOP'),
-        help='grid bounds in the grid CRS',
-    )
+    add_grid_arguments(parser, 'grid')
     parser.add_argument(
         '--overwrite',
         action='store_true',

@@ -28,6 +28,7 @@ from typing import TextIO
 from ..errors import DataWarning, STARSError
 from .checkpoint import load_predictor
 from .engine import predict_geotiff
+from .grid import add_grid_arguments
 from .shards import join_shards
 
 #: The command's name in messages.
@@ -67,17 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         help='raster(s) or folder(s) of any other modality NAME (repeatable)',
     )
     parser.add_argument('--output', required=True, type=Path, help='class map .tif')
-    parser.add_argument('--crs', help="output CRS (default: the first input's)")
-    parser.add_argument(
-        '--res', nargs='+', type=float, metavar='RES', help='output pixel size (x [y])'
-    )
-    parser.add_argument(
-        '--bounds',
-        nargs=4,
-        type=float,
-        metavar=('LEFT', 'BOTTOM', 'RIGHT', 'TOP'),
-        help='output bounds in the output CRS',
-    )
+    add_grid_arguments(parser, 'output')
     parser.add_argument('--patch-size', type=int, default=512)
     parser.add_argument('--overlap', type=int, default=64)
     parser.add_argument('--batch-size', type=int, default=4)

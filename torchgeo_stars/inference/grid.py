@@ -1,5 +1,6 @@
 """The pixel grid of a prediction: CRS, geotransform and size."""
 
+import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -262,3 +263,27 @@ def format_bounds(bounds: Bounds) -> str:
         The four numbers rounded to a few decimals.
     """
     return '(' + ', '.join(f'{v:.10g}' for v in bounds) + ')'
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser, noun: str) -> None:
+    """Add the ``--crs``, ``--res`` and ``--bounds`` options of a grid.
+
+    The commands that write rasters on a common grid (``predict-geotiff``,
+    ``align``) take it the same way; :func:`output_grid` reads the values.
+
+    Args:
+        parser: The command's parser.
+        noun: What the grid is called in the help texts (``'output'``,
+            ``'grid'``).
+    """
+    parser.add_argument('--crs', help=f"{noun} CRS (default: the first input's)")
+    parser.add_argument(
+        '--res', nargs='+', type=float, metavar='RES', help=f'{noun} pixel size (x [y])'
+    )
+    parser.add_argument(
+        '--bounds',
+        nargs=4,
+        type=float,
+        metavar=('LEFT', 'BOTTOM', 'RIGHT', 'TOP'),
+        help=f'{noun} bounds in the {noun} CRS',
+    )
