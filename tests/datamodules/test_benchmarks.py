@@ -292,3 +292,69 @@ def test_multimodal_datamodule_plot_shows_its_paired_modalities() -> None:
     assert [a.get_title() for a in figure.axes] == ['optical', 'sar', 'dsm', 'label']
     assert figure.get_suptitle() == 'window'
     plt.close(figure)
+
+
+def test_potsdam_loads_and_normalises_the_ndsm_when_asked(tmp_path: Path) -> None:
+    root = copy_fixture(PotsdamDataModule.dataset_type, tmp_path)
+    dm = datamodule(
+        PotsdamDataModule, root, modalities=['ndsm', 'optical'], cache_statistics=True
+    )
+    assert dm.modalities == {'optical': 4, 'ndsm': 1}
+    dm.setup('fit')
+    assert set(dm.statistics) == {'optical', 'ndsm'}
+    # The nDSM statistics are those of the JPEG pixels (0..255, the fixture's
+    # class * 30 + row), cached beside the data with the others.
+    jpegs = sorted((root / '1_DSM_normalisation').glob('*.jpg'))
+    low = min(float(np.asarray(plt.imread(p)).min()) for p in jpegs)
+    high = max(float(np.asarray(plt.imread(p)).max()) for p in jpegs)
+    (mean,) = dm.statistics['ndsm'].mean
+    assert low < mean < high
+    assert dm.statistics['ndsm'].std[0] > 1
+    cached = json.loads((root / 'torchgeo_stars_statistics.json').read_text())
+    assert cached[0]['statistics']['ndsm'] == dm.statistics['ndsm'].to_dict()
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):
+        batch = next(iter(loader))
+        assert batch[image_key('ndsm')].shape == (2, 1, PATCH, PATCH)
+        assert image_key('dsm') not in batch
+        assert batch[AVAILABLE].shape == (2, 2)
+        normalised = dm.on_after_batch_transfer(dict(batch), 0)
+        torch.testing.assert_close(
+            normalised[image_key('ndsm')],
+            (batch[image_key('ndsm')] - mean) / dm.statistics['ndsm'].std[0],
+        )
+
+
+@pytest.mark.slow
+def test_potsdam_config_fits_with_the_ndsm(tmp_path: Path) -> None:
+    root = copy_fixture(PotsdamDataModule.dataset_type, tmp_path)
+    overrides = [
+        '--config',
+        str(ROOT / 'examples' / 'configs' / 'potsdam.yaml'),
+        '--data.init_args.root',
+        str(root),
+        '--data.init_args.modalities',
+        '[optical, dsm, ndsm]',
+        '--model.init_args.modalities',
+        '{optical: 4, dsm: 1, ndsm: 1}',
+        '--data.init_args.patch_size',
+        str(PATCH),
+        '--data.init_args.batch_size',
+        '2',
+        '--data.init_args.num_workers',
+        '0',
+        '--data.init_args.statistics_samples',
+        '4',
+        '--model.init_args.model_kwargs',
+        TINY_MODEL_YAML,
+        '--trainer.fast_dev_run',
+        'true',
+        '--trainer.accelerator',
+        'cpu',
+        '--trainer.default_root_dir',
+        str(tmp_path),
+        '--trainer.enable_progress_bar',
+        'false',
+    ]
+    assert main(['fit', *overrides]) == 0
+    cached = json.loads((root / 'torchgeo_stars_statistics.json').read_text())
+    assert 'ndsm' in cached[0]['statistics']

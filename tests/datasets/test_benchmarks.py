@@ -1,13 +1,16 @@
 """The benchmark datasets by name: splits, label decoding, keys, errors, plot."""
 
 import os
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import rasterio
+import rasterio.errors
 import torch
+from PIL import Image
 from torchgeo.datasets import Potsdam2D, Vaihingen2D
 from torchgeo.datasets.utils import Sample
 
@@ -242,7 +245,7 @@ def test_samples_carry_the_project_keys_and_the_release_bands(
 ) -> None:
     dataset = cls(root_of(cls), 'train')  # type: ignore[call-arg]
     _, sample = whole_tiles(dataset)[0]
-    modalities = list(cls.modality_bands)
+    modalities = list(cls.select_modalities(None))
     expected = {image_key(m) for m in modalities} | {MASK, AVAILABLE}
     if cls is Potsdam:
         expected |= {BOUNDS, TRANSFORM}
@@ -251,20 +254,24 @@ def test_samples_carry_the_project_keys_and_the_release_bands(
         assert isinstance(dataset, TileDataset)
     assert set(sample) == expected
     assert dataset.modalities == tuple(modalities)
-    for name, bands in cls.modality_bands.items():
+    for name in modalities:
+        bands = cls.modality_bands[name]
         image = sample[image_key(name)]
         assert image.dtype == torch.float32
         assert image.shape == (len(bands), *sample[MASK].shape)
     assert sample[AVAILABLE].dtype == torch.bool
     assert sample[AVAILABLE].tolist() == [True] * len(modalities)
-    assert cls.num_bands_of() == {m: len(b) for m, b in cls.modality_bands.items()}
+    optional = {'ndsm'} if cls is Potsdam else set()
+    assert cls.num_bands_of() == {
+        m: len(b) for m, b in cls.modality_bands.items() if m not in optional
+    }
 
 
 @pytest.mark.parametrize('cls', ALL)
 def test_a_subset_of_modalities_keeps_the_declared_order(
     cls: type[BenchmarkDataset],
 ) -> None:
-    declared = list(cls.modality_bands)
+    declared = list(cls.select_modalities(None))
     dataset = cls(root_of(cls), 'test', modalities=declared[::-1])  # type: ignore[call-arg]
     assert list(dataset.modalities) == declared
     only = cls(root_of(cls), 'test', modalities=[declared[1]])  # type: ignore[call-arg]
@@ -399,14 +406,14 @@ def test_plot_shows_every_modality_the_label_and_the_prediction(
     dataset = cls(root_of(cls), 'test')  # type: ignore[call-arg]
     _, sample = whole_tiles(dataset)[0]
     figure = dataset.plot(sample, suptitle='tile')
-    assert len(figure.axes) == len(cls.modality_bands) + 1
+    assert len(figure.axes) == len(dataset.modalities) + 1
     titles = [axis.get_title() for axis in figure.axes]
-    assert titles == [*cls.modality_bands, 'label']
+    assert titles == [*dataset.modalities, 'label']
     plt.close(figure)
     sample[PREDICTION] = sample[MASK].clone()
     sample[AVAILABLE] = torch.tensor([True, False])
     figure = dataset.plot(sample, show_titles=False)
-    assert len(figure.axes) == len(cls.modality_bands) + 2
+    assert len(figure.axes) == len(dataset.modalities) + 2
     assert all(axis.get_title() == '' for axis in figure.axes)
     assert len(figure.axes[0].images) == 1
     assert len(figure.axes[1].images) == 0  # the missing modality is left empty
@@ -419,3 +426,136 @@ def test_paired_dataset_plot_shows_its_modalities() -> None:
     figure = PairedDataset.plot(dataset, sample)
     assert [axis.get_title() for axis in figure.axes] == ['optical', 'dsm', 'label']
     plt.close(figure)
+
+
+# Potsdam nDSM -----------------------------------------------------------------
+
+
+def ndsm_paths(root: Path, tile: str) -> tuple[Path, Path]:
+    """A Potsdam tile's nDSM JPEG and DSM GeoTIFF."""
+    a, b = (int(n) for n in tile.split('_')[2:])
+    return (
+        root
+        / '1_DSM_normalisation'
+        / f'dsm_potsdam_{a:02d}_{b:02d}_normalized_lastools.jpg',
+        root / '1_DSM' / f'dsm_potsdam_{a:02d}_{b:02d}.tif',
+    )
+
+
+def read_jpeg(path: Path) -> np.ndarray:
+    """The decoded pixels of an nDSM JPEG (it has no georeferencing)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            pixels: np.ndarray = src.read(1).astype(np.float32)
+    return pixels
+
+
+def test_potsdam_default_modalities_leave_the_ndsm_out() -> None:
+    assert Potsdam.select_modalities(None) == ('optical', 'dsm')
+    assert Potsdam.num_bands_of(['ndsm', 'optical']) == {'optical': 4, 'ndsm': 1}
+
+
+def test_potsdam_ndsm_is_the_jpeg_on_the_dsm_grid(tmp_path: Path) -> None:
+    root = copy_fixture(Potsdam, tmp_path)
+    dataset = Potsdam(root, 'val', modalities=['ndsm', 'optical', 'dsm'])
+    assert dataset.modalities == ('optical', 'dsm', 'ndsm')
+    assert not list(root.glob('1_DSM_normalisation/*.jgw'))  # no world file
+    for tile, sample in whole_tiles(dataset):
+        jpeg, dsm = ndsm_paths(root, tile)
+        pixels = read_jpeg(jpeg)
+        with rasterio.open(dsm) as src:
+            dsm_transform, dsm_bounds = src.transform, src.bounds
+        ndsm = sample[image_key('ndsm')]
+        assert ndsm.shape == (1, *pixels.shape)
+        assert np.array_equal(ndsm[0].numpy(), pixels)
+        assert len(np.unique(pixels)) > 10  # the row gradient is there
+        expected = torch.tensor(list(dsm_transform), dtype=sample[TRANSFORM].dtype)
+        assert torch.equal(sample[TRANSFORM].flatten(), expected)
+        box = [dsm_bounds.left, dsm_bounds.right, dsm_bounds.bottom, dsm_bounds.top]
+        bounds = sample[BOUNDS]
+        assert torch.equal(bounds[[0, 1, 3, 4]], torch.tensor(box, dtype=bounds.dtype))
+        # A window inside the tile, 5 rows and 3 columns off its corner.
+        res = dataset.res[0]
+        x0 = dsm_bounds.left + 3 * res
+        y1 = dsm_bounds.top - 5 * res
+        window = dataset[x0 : x0 + 8 * res : res, y1 - 8 * res : y1 : res]
+        assert np.array_equal(window[image_key('ndsm')][0].numpy(), pixels[5:13, 3:11])
+    # The VRT has exactly the DSM's CRS and transform.
+    vrt = root / '.torchgeo_stars' / 'ndsm'
+    jpeg, dsm = ndsm_paths(root, dataset.tiles[0])
+    with rasterio.open(vrt / (jpeg.stem + '.vrt')) as a, rasterio.open(dsm) as b:
+        assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+
+
+def test_potsdam_ndsm_alone_is_read_on_the_dsm_grid(tmp_path: Path) -> None:
+    root = copy_fixture(Potsdam, tmp_path)
+    dataset = Potsdam(root, 'test', modalities=['optical', 'ndsm'])
+    _, sample = whole_tiles(dataset)[0]
+    assert set(sample) == {
+        image_key('optical'),
+        image_key('ndsm'),
+        MASK,
+        AVAILABLE,
+        BOUNDS,
+        TRANSFORM,
+    }
+    # Its extent is the DSM files' extent.
+    dsm_only = Potsdam(root, 'test', modalities=['dsm'])
+    assert dataset.bounds == dsm_only.bounds
+
+
+def test_a_missing_ndsm_names_the_file_and_the_folder(tmp_path: Path) -> None:
+    root = copy_fixture(Potsdam, tmp_path)
+    jpeg, _ = ndsm_paths(root, 'top_potsdam_2_13')
+    jpeg.unlink()
+    Potsdam(root, 'test')  # not needed by default
+    with pytest.raises(DataError, match=r"1 file\(s\) of the 'test' split") as info:
+        Potsdam(root, 'test', modalities=['optical', 'ndsm'])
+    message = str(info.value)
+    assert f'1_DSM_normalisation/{jpeg.name}' in message
+    assert Potsdam.url in message
+    assert '\n' not in message
+
+
+def test_an_ndsm_of_another_size_than_its_dsm_is_refused(tmp_path: Path) -> None:
+    root = copy_fixture(Potsdam, tmp_path)
+    jpeg, dsm = ndsm_paths(root, 'top_potsdam_2_13')
+    Image.fromarray(np.zeros((20, 24), dtype=np.uint8)).save(jpeg)
+    with pytest.raises(DataError) as info:
+        Potsdam(root, 'test', modalities=['ndsm'])
+    message = str(info.value)
+    assert str(jpeg) in message
+    assert str(dsm) in message
+    assert '24 x 20' in message
+    assert '24 x 24' in message
+    assert '\n' not in message
+
+
+def test_the_ndsm_vrts_are_reused_and_rebuilt_when_a_jpeg_changes(
+    tmp_path: Path,
+) -> None:
+    root = copy_fixture(Potsdam, tmp_path)
+    Potsdam(root, 'val', modalities=['ndsm'])
+    vrts = sorted((root / '.torchgeo_stars' / 'ndsm').iterdir())
+    assert len(vrts) == len(Potsdam.val_tiles)
+    stamps = {p: p.stat().st_mtime_ns for p in vrts}
+    for path in vrts:  # an old stamp shows whether a file is written again
+        os.utime(path, ns=(1, 1))
+    Potsdam(root, 'val', modalities=['ndsm'])
+    assert all(p.stat().st_mtime_ns == 1 for p in vrts)
+    # A changed JPEG rewrites its VRT only, and the new pixels are read.
+    tile = Potsdam.val_tiles[0]
+    jpeg, dsm = ndsm_paths(root, tile)
+    Image.fromarray(np.full((24, 24), 200, dtype=np.uint8)).save(jpeg)
+    os.utime(jpeg, ns=(stamps[vrts[0]] + 10**9,) * 2)
+    dataset = Potsdam(root, 'val', modalities=['ndsm'])
+    changed = root / '.torchgeo_stars' / 'ndsm' / (jpeg.stem + '.vrt')
+    assert changed.stat().st_mtime_ns != 1
+    assert sum(p.stat().st_mtime_ns == 1 for p in vrts) == len(vrts) - 1
+    assert sorted((root / '.torchgeo_stars' / 'ndsm').iterdir()) == vrts  # no temp
+    with rasterio.open(dsm) as src:
+        b = src.bounds
+    res = dataset.res[0]
+    sample = dataset[b.left : b.right : res, b.bottom : b.top : res]
+    assert torch.all(sample[image_key('ndsm')] == 200)

@@ -84,8 +84,9 @@ class BenchmarkDataModule(MachineLoaders, GeoDataModule):
 
         Args:
             root: Folder the release is unpacked in.
-            modalities: Modalities to load (default: all of the release), in
-                any order; batches keep the release's order.
+            modalities: Modalities to load (default: the release's default
+                ones, e.g. Potsdam's optical + dsm), in any order; batches keep
+                the release's order.
             batch_size: Samples per batch.
             patch_size: Window width and height in pixels.
             length: Training windows per epoch (default: about two covers of

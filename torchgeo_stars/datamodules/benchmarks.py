@@ -7,9 +7,11 @@ from .benchmark import BenchmarkDataModule
 
 
 class PotsdamDataModule(BenchmarkDataModule):
-    """ISPRS Potsdam (orthophotos + DSM) with its official tiles.
+    """ISPRS Potsdam (orthophotos + DSM, optionally the nDSM) with its official tiles.
 
-    See :class:`~torchgeo_stars.datasets.Potsdam` for the layout and
+    ``modalities=['optical', 'dsm', 'ndsm']`` (or ``['optical', 'ndsm']``)
+    adds the normalised DSM; the default is optical + DSM. See
+    :class:`~torchgeo_stars.datasets.Potsdam` for the layout and
     :class:`BenchmarkDataModule` for the splits, sampling, statistics and
     augmentation.
 

@@ -47,6 +47,9 @@ class BenchmarkDataset:
     url: ClassVar[str] = ''
     #: Modality -> band names, in the declared modality order.
     modality_bands: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: Modalities loaded when none are named (empty: all of
+    #: :attr:`modality_bands`); optional products are left out of it.
+    default_modalities: ClassVar[tuple[str, ...]] = ()
     #: Modality -> indexes of its red, green and blue bands (quicklooks).
     quicklook_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {}
     #: Modality (or ``'label'``) -> its file of a tile, relative to the root,
@@ -73,10 +76,11 @@ class BenchmarkDataset:
 
     @classmethod
     def num_bands_of(cls, modalities: Sequence[str] | None = None) -> dict[str, int]:
-        """Band count of each modality (all declared ones by default).
+        """Band count of each modality (the default ones by default).
 
         Args:
-            modalities: modalities to describe, in any order.
+            modalities: modalities to describe, in any order (default: those
+                loaded when none are named).
 
         Returns:
             Modality -> band count, in the declared order.
@@ -89,7 +93,8 @@ class BenchmarkDataset:
         """Check the modalities to load and put them in the declared order.
 
         Args:
-            modalities: modality names, or None for all of them.
+            modalities: modality names, or None for the defaults
+                (:attr:`default_modalities`, else all of them).
 
         Returns:
             The modalities, in the declared order.
@@ -100,7 +105,7 @@ class BenchmarkDataset:
         """
         declared = tuple(cls.modality_bands)
         if modalities is None:
-            return declared
+            return cls.default_modalities or declared
         unknown = [m for m in modalities if m not in declared]
         if unknown or not modalities:
             raise ConfigurationError(

@@ -7,13 +7,17 @@ Copies the release's layout, names, dtypes and encodings:
 * ``1_DSM/dsm_potsdam_{aa}_{bb}.tif``: 1 x float32 heights (zero-padded);
 * ``top_potsdam_{a}_{b}_label.tif``: 3 x uint8, ISPRS colour code;
 * ``5_Labels_all_noBoundary/top_potsdam_{a}_{b}_label_noBoundary.tif``: the
-  same with the boundary between the two classes in black.
+  same with the boundary between the two classes in black;
+* ``1_DSM_normalisation/dsm_potsdam_{aa}_{bb}_normalized_lastools.jpg``: the
+  nDSM, a 1-band 8-bit JPEG without georeferencing (no world file).
 
 EPSG:32633, 5 cm pixels; tile (a, b) lies at column a, row b of a grid of
 tiles. Each tile holds two classes: columns 0-11 class ``i % 6``, columns
 12-23 class ``(i + 3) % 6``, i the tile's position in the sorted tile list
 (see :func:`tile_classes`). The optical bands are ``class * 40 + band`` and
-the DSM ``class * 10 + 0.5`` (so tests can check pairing pixel for pixel).
+the DSM ``class * 10 + 0.5`` (so tests can check pairing pixel for pixel);
+the nDSM ``class * 30 + row`` before JPEG compression (tests compare it with
+the decoded JPEG, so the row gradient catches a misplaced window).
 
 Run ``python data.py`` in this folder to regenerate the files.
 """
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from PIL import Image
 from rasterio.transform import from_origin
 from torchgeo.datasets import Potsdam2D
 
@@ -76,6 +81,13 @@ def main() -> None:
             HERE / '1_DSM' / f'dsm_potsdam_{int(a):02d}_{int(b):02d}.tif',
             dsm,
             transform,
+        )
+        ndsm = HERE / '1_DSM_normalisation'
+        ndsm.mkdir(exist_ok=True)
+        rows = np.arange(SIZE)[:, np.newaxis]
+        Image.fromarray((classes * 30 + rows).astype(np.uint8)).save(
+            ndsm / f'dsm_potsdam_{int(a):02d}_{int(b):02d}_normalized_lastools.jpg',
+            quality=95,
         )
         rgb = np.moveaxis(colours[classes], -1, 0)
         write(HERE / f'{tile}_label.tif', rgb, transform)
