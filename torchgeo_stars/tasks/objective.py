@@ -69,7 +69,9 @@ def compose_losses(
         total = total + lambda_tr * translation
         alignment = lambda_tr * translation
     if output.embeddings and lambda_psa > 0:
-        psa = psa_loss(output.embeddings, target, output.available)
+        psa = psa_loss(
+            output.embeddings, target, output.available, stride=output.embedding_stride
+        )
         total = total + lambda_psa * psa
         weighted = lambda_psa * psa
         alignment = weighted if alignment is None else alignment + weighted

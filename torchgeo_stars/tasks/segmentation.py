@@ -79,6 +79,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         n_per_class: int = 64,
         temperature: float = 0.1,
         psa_sampling: Literal['balanced', 'random'] = 'balanced',
+        psa_positions: Literal['grid', 'full'] = 'grid',
+        psa_memory: int = 0,
         stop_gradient: bool = True,
         p_drop: float = 0.3,
         lr: float = 1e-3,
@@ -120,6 +122,12 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             temperature: PSA contrastive temperature.
             psa_sampling: ``'balanced'`` (class-balanced) or ``'random'`` (the
                 ablation) pixel sampling for PSA.
+            psa_positions: Where PSA draws its pixels: ``'grid'`` (labels
+                nearest-resized to the embeddings' grid) or ``'full'`` (on the
+                full-resolution labels, embeddings sampled bilinearly there);
+                see :class:`~torchgeo_stars.losses.PSALoss`.
+            psa_memory: Embeddings PSA keeps per modality and class from
+                earlier steps as extra positives and negatives (0: none).
             stop_gradient: Stop the gradient on the translation target (False
                 is the ablation that lets features collapse).
             p_drop: Modality dropout probability during training.
@@ -198,6 +206,9 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             temperature=hparams['temperature'],
             sampling=hparams['psa_sampling'],
             ignore_index=hparams['ignore_index'],
+            positions=hparams['psa_positions'],
+            memory_size=hparams['psa_memory'],
+            num_classes=hparams['num_classes'],
         )
 
     def configure_metrics(self) -> None:
