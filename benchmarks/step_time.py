@@ -33,6 +33,8 @@ every modality present in the data, for these configurations:
   shared resnet18).
 * ``stars_shared_<name>`` (with ``--shared-backbones NAME ...``): as
   ``stars`` with ``shared_encoder=NAME``.
+* ``stars_psa_full`` / ``stars_psa_full_memory`` (with ``--minority``): as
+  ``stars`` with ``psa_positions='full'``, and with ``psa_memory=64`` too.
 * ``stars_timed_losses``: as ``stars``, and also the backward of
   ``lambda_tr * L_tr + lambda_psa * L_psa`` alone, down to the model outputs
   they read (``torch.autograd.grad`` on the translated features and the
@@ -50,7 +52,7 @@ as ratio of medians and as median of the per-round ratios.
 Usage::
 
     .venv/bin/python benchmarks/step_time.py [--batch-size 8] [--size 128]
-        [--rounds 10] [--warmup 2] [--threads N] [--unet]
+        [--rounds 10] [--warmup 2] [--threads N] [--unet] [--minority]
         [--shared-backbones NAME ...]
 """
 
@@ -154,7 +156,11 @@ def alignment_tensors(output: SegmentationOutput) -> list[Tensor]:
 
 
 def stars_step(
-    batch: Batch, align: bool = True, time_losses: bool = False, **model_kwargs: Any
+    batch: Batch,
+    align: bool = True,
+    time_losses: bool = False,
+    task_kwargs: dict[str, Any] | None = None,
+    **model_kwargs: Any,
 ) -> Step:
     """One STARSSegmentationTask training step (its training_step lines).
 
@@ -163,6 +169,7 @@ def stars_step(
         align: Whether the model returns alignment outputs and the alignment
             losses run.
         time_losses: Whether to also time the alignment losses' own backward.
+        task_kwargs: Further task arguments (e.g. ``psa_positions``).
         **model_kwargs: Keyword arguments of the STARS model (task defaults
             otherwise).
 
@@ -175,6 +182,7 @@ def stars_step(
         num_classes=NUM_CLASSES,
         backbone=BACKBONE,
         model_kwargs=model_kwargs,
+        **(task_kwargs or {}),
     )
     task.train()
     optimizer = task_optimizer(task)
@@ -236,6 +244,12 @@ def main() -> None:
         '--threads', type=int, default=os.cpu_count() or 1, help='torch threads'
     )
     parser.add_argument(
+        '--minority',
+        action='store_true',
+        help='also time STARS with PSA on full-resolution positions '
+        "(psa_positions='full'), with and without a 64-per-class memory",
+    )
+    parser.add_argument(
         '--shared-backbones',
         nargs='*',
         default=[],
@@ -262,6 +276,12 @@ def main() -> None:
     }
     for name in args.shared_backbones:
         steps[f'stars_shared_{name}'] = stars_step(batch, shared_encoder=name)
+    if args.minority:
+        positions = {'psa_positions': 'full'}
+        steps['stars_psa_full'] = stars_step(batch, task_kwargs=positions)
+        steps['stars_psa_full_memory'] = stars_step(
+            batch, task_kwargs={**positions, 'psa_memory': 64}
+        )
     if args.unet:
         steps['early_fusion_unet'] = early_fusion_step('unet', batch)
     names = list(steps)
