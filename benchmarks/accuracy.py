@@ -31,7 +31,8 @@ backbone, decoder width, data, number of steps, learning rate and seeds:
   stride 4), and class-balanced cross-entropy (median-frequency weights of
   the training stripe's labels; not PSA): ``stars_ce_balanced`` (with the
   default PSA), ``stars_no_psa_ce_balanced`` (without PSA),
-  ``stars_psa_full_ce_balanced``.
+  ``stars_psa_full_ce_balanced``, and the same weights to the power 0.5
+  (``stars_ce_sqrt``, ``stars_psa_full_ce_sqrt``).
 
 It prints (and with ``--output`` writes as JSON and markdown) two tables, mIoU
 and mF1 in percent, one row per configuration, one column per scenario, as
@@ -149,11 +150,17 @@ CONFIGS: dict[str, dict[str, Any]] = {
         'psa_positions': 'full',
         'class_weights': 'balanced',
     },
+    'stars_ce_sqrt': {'class_weights': 'balanced_sqrt'},
+    'stars_psa_full_ce_sqrt': {
+        'psa_positions': 'full',
+        'class_weights': 'balanced_sqrt',
+    },
 }
 
-#: ``class_weights`` value the harness replaces by median-frequency weights of
-#: the training stripe's labels (:func:`training_class_weights`).
-BALANCED = 'balanced'
+#: ``class_weights`` values the harness replaces by median-frequency weights
+#: of the training stripe's labels (:func:`training_class_weights`), to this
+#: power.
+BALANCED = {'balanced': 1.0, 'balanced_sqrt': 0.5}
 
 #: Class-balanced PSA configuration to its random-sampling twin (goal 3).
 SAMPLING_PAIRS = {
@@ -416,7 +423,10 @@ def class_fractions(mask_path: Path, num_classes: int) -> list[float]:
 
 
 def training_class_weights(
-    mask_path: Path, datamodule: MultimodalDataModule, num_classes: int
+    mask_path: Path,
+    datamodule: MultimodalDataModule,
+    num_classes: int,
+    power: float = 1.0,
 ) -> list[float]:
     """Median-frequency class weights of the training stripe's labels.
 
@@ -424,6 +434,7 @@ def training_class_weights(
         mask_path: Label GeoTIFF of the scene.
         datamodule: The set-up datamodule (its ``'train'`` stripe is read).
         num_classes: Number of classes.
+        power: Exponent of :func:`median_frequency_weights`.
 
     Returns:
         One weight per class (:func:`median_frequency_weights`).
@@ -439,7 +450,7 @@ def training_class_weights(
         labels = src.read(1, window=window).ravel()
     labels = labels[labels != IGNORE_INDEX]
     counts = np.bincount(labels, minlength=num_classes)[:num_classes]
-    return median_frequency_weights(counts.tolist())
+    return median_frequency_weights(counts.tolist(), power)
 
 
 def task_arguments(config: str, setting: Setting) -> dict[str, Any]:
@@ -542,9 +553,10 @@ def train_and_test(
         datamodule = make_datamodule(scene, setting, seed, statistics)
         datamodule.setup('fit')
         arguments = task_arguments(config, setting)
-        if arguments.get('class_weights') == BALANCED:
+        weights = arguments.get('class_weights')
+        if isinstance(weights, str) and weights in BALANCED:
             arguments['class_weights'] = training_class_weights(
-                scene.mask, datamodule, scene.num_classes
+                scene.mask, datamodule, scene.num_classes, BALANCED[weights]
             )
         task = STARSSegmentationTask(
             modalities=datamodule.modalities,

@@ -270,7 +270,12 @@ def test_median_frequency_weights() -> None:
     assert median_frequency_weights([10, 30, 60, 0]) == pytest.approx(
         [3.0, 1.0, 0.5, 1.0]
     )
+    assert median_frequency_weights([10, 40, 90], power=0.5) == pytest.approx(
+        [2.0, 1.0, 2 / 3]
+    )
     with pytest.raises(ConfigurationError, match='every count is 0'):
         median_frequency_weights([0, 0])
     with pytest.raises(ConfigurationError, match='non-negative'):
         median_frequency_weights([1, -1])
+    with pytest.raises(ConfigurationError, match='power'):
+        median_frequency_weights([1, 1], power=-1.0)
