@@ -22,7 +22,17 @@ backbone, decoder width, data, number of steps, learning rate and seeds:
   ``stars_shared_lcnet100``: other shared encoders (1x1 projections of the
   specific features; a shared copy of the specific backbone; timm's LCNet-0.5
   and LCNet-1.0);
-* ``shaspec_projection``: ShaSpec with the shared projection.
+* ``shaspec_projection``: ShaSpec with the shared projection;
+* minority-class study: ``stars_psa_full`` (PSA positions on the
+  full-resolution labels, ``psa_positions='full'``), its random-sampling twin
+  ``stars_psa_full_random``, ``stars_psa_full_memory`` (plus a memory of 64
+  embeddings per class and modality) and its twin
+  ``stars_psa_full_memory_random``, ``stars_psa_full_level0`` (embeddings at
+  stride 4), and class-balanced cross-entropy (median-frequency weights of
+  the training stripe's labels; not PSA): ``stars_ce_balanced`` (with the
+  default PSA), ``stars_no_psa_ce_balanced`` (without PSA),
+  ``stars_psa_full_ce_balanced``, and the same weights to the power 0.5
+  (``stars_ce_sqrt``, ``stars_psa_full_ce_sqrt``).
 
 It prints (and with ``--output`` writes as JSON and markdown) two tables, mIoU
 and mF1 in percent, one row per configuration, one column per scenario, as
@@ -34,7 +44,8 @@ modality present. It then says which goals hold:
    (``early_fusion``, ``moddrop``, ``shaspec``) + 3 points;
 2. with every modality, STARS mIoU >= ``early_fusion`` - 1 point;
 3. class-balanced PSA sampling raises the rarest class's IoU by >= 3 points
-   over random sampling (``stars`` against ``stars_random_psa``).
+   over random sampling (``stars`` against ``stars_random_psa``, and each
+   pair of :data:`SAMPLING_PAIRS` that was run).
 
 Goals are judged on the means over seeds.
 
@@ -111,6 +122,7 @@ from typing import Any
 import lightning
 import numpy as np
 import rasterio
+import rasterio.windows
 import torch
 import yaml
 
@@ -121,6 +133,7 @@ from torchgeo_stars.datasets import (
     SyntheticScene,
     make_synthetic_scene,
 )
+from torchgeo_stars.losses import median_frequency_weights
 from torchgeo_stars.tasks.scenarios import modality_scenarios, scenario_name
 
 IGNORE_INDEX = 255
@@ -158,6 +171,43 @@ CONFIGS: dict[str, dict[str, Any]] = {
         'model': 'shaspec',
         'model_kwargs': {'shared_encoder': 'projection'},
     },
+    # Minority-class study (docs/method.rst): PSA positions on the
+    # full-resolution labels, a per-class memory, class-balanced CE.
+    'stars_psa_full': {'psa_positions': 'full'},
+    'stars_psa_full_random': {'psa_positions': 'full', 'psa_sampling': 'random'},
+    'stars_psa_full_memory': {'psa_positions': 'full', 'psa_memory': 64},
+    'stars_psa_full_memory_random': {
+        'psa_positions': 'full',
+        'psa_memory': 64,
+        'psa_sampling': 'random',
+    },
+    'stars_psa_full_level0': {
+        'psa_positions': 'full',
+        'model_kwargs': {'alignment_level': 0},
+    },
+    'stars_ce_balanced': {'class_weights': 'balanced'},
+    'stars_no_psa_ce_balanced': {'class_weights': 'balanced', 'lambda_psa': 0.0},
+    'stars_psa_full_ce_balanced': {
+        'psa_positions': 'full',
+        'class_weights': 'balanced',
+    },
+    'stars_ce_sqrt': {'class_weights': 'balanced_sqrt'},
+    'stars_psa_full_ce_sqrt': {
+        'psa_positions': 'full',
+        'class_weights': 'balanced_sqrt',
+    },
+}
+
+#: ``class_weights`` values the harness replaces by median-frequency weights
+#: of the training stripe's labels (:func:`training_class_weights`), to this
+#: power.
+BALANCED = {'balanced': 1.0, 'balanced_sqrt': 0.5}
+
+#: Class-balanced PSA configuration to its random-sampling twin (goal 3).
+SAMPLING_PAIRS = {
+    'stars': 'stars_random_psa',
+    'stars_psa_full': 'stars_psa_full_random',
+    'stars_psa_full_memory': 'stars_psa_full_memory_random',
 }
 
 #: Configurations that are baselines (goal 1 compares STARS with the best).
@@ -585,6 +635,37 @@ def class_fractions(mask_path: Path, num_classes: int) -> list[float]:
     return [float(c) / labels.size for c in counts]
 
 
+def training_class_weights(
+    mask_path: Path,
+    datamodule: MultimodalDataModule,
+    num_classes: int,
+    power: float = 1.0,
+) -> list[float]:
+    """Median-frequency class weights of the training stripe's labels.
+
+    Args:
+        mask_path: Label GeoTIFF of the scene.
+        datamodule: The set-up datamodule (its ``'train'`` stripe is read).
+        num_classes: Number of classes.
+        power: Exponent of :func:`median_frequency_weights`.
+
+    Returns:
+        One weight per class (:func:`median_frequency_weights`).
+    """
+    with rasterio.open(mask_path) as src:
+        window = (
+            rasterio.windows.from_bounds(
+                *datamodule.stripes['train'].box, transform=src.transform
+            )
+            .round_offsets()
+            .round_lengths()
+        )
+        labels = src.read(1, window=window).ravel()
+    labels = labels[labels != IGNORE_INDEX]
+    counts = np.bincount(labels, minlength=num_classes)[:num_classes]
+    return median_frequency_weights(counts.tolist(), power)
+
+
 def task_arguments(config: str, setting: Setting) -> dict[str, Any]:
     """Arguments of :class:`STARSSegmentationTask` for one configuration.
 
@@ -692,12 +773,18 @@ def train_and_test(
         lightning.seed_everything(seed, workers=True)
         datamodule = make_datamodule(scene, setting, seed, statistics)
         datamodule.setup('fit')
+        arguments = task_arguments(config, setting)
+        weights = arguments.get('class_weights')
+        if isinstance(weights, str) and weights in BALANCED:
+            arguments['class_weights'] = training_class_weights(
+                scene.mask, datamodule, scene.num_classes, BALANCED[weights]
+            )
         task = STARSSegmentationTask(
             modalities=datamodule.modalities,
             num_classes=scene.num_classes,
             class_names=list(scene.class_names),
             ignore_index=IGNORE_INDEX,
-            **task_arguments(config, setting),
+            **arguments,
         )
         max_time = (
             None
@@ -994,13 +1081,22 @@ def check_goals(
     else:
         goals.append({'goal': text, 'holds': None, 'detail': 'needs early_fusion'})
     text = 'balanced PSA raises the rarest-class IoU by >= 3 over random sampling'
+    rare, full = summary['rare_iou'], scenarios[0]
     if 'stars' in configs and 'stars_random_psa' in configs:
-        rare = summary['rare_iou']
-        full = scenarios[0]
         margin = rare['stars'][full]['mean'] - rare['stars_random_psa'][full]['mean']
         goals.append({'goal': text, 'holds': margin >= 3, 'detail': f'{margin:+.1f}'})
     else:
         goals.append({'goal': text, 'holds': None, 'detail': 'needs stars_random_psa'})
+    for balanced, random in SAMPLING_PAIRS.items():
+        if balanced != 'stars' and balanced in configs and random in configs:
+            margin = rare[balanced][full]['mean'] - rare[random][full]['mean']
+            goals.append(
+                {
+                    'goal': f'{text} ({balanced} against {random})',
+                    'holds': margin >= 3,
+                    'detail': f'{margin:+.1f}',
+                }
+            )
     return goals
 
 

@@ -33,6 +33,8 @@ every modality present in the data, for these configurations:
   shared resnet18).
 * ``stars_shared_<name>`` (with ``--shared-backbones NAME ...``): as
   ``stars`` with ``shared_encoder=NAME``.
+* ``stars_psa_full`` / ``stars_psa_full_memory`` (with ``--minority``): as
+  ``stars`` with ``psa_positions='full'``, and with ``psa_memory=64`` too.
 * ``stars_timed_losses``: as ``stars``, and also the backward of
   ``lambda_tr * L_tr + lambda_psa * L_psa`` alone, down to the model outputs
   they read (``torch.autograd.grad`` on the translated features and the
@@ -60,7 +62,7 @@ appends one JSON line per configuration.
 Usage::
 
     .venv/bin/python benchmarks/step_time.py [--batch-size 8] [--size 128]
-        [--rounds 10] [--warmup 2] [--threads N] [--unet]
+        [--rounds 10] [--warmup 2] [--threads N] [--unet] [--minority]
         [--shared-backbones NAME ...] [--device cpu|cuda] [--precision 32|bf16]
         [--output step_time.md] [--jsonl results.jsonl]
 """
@@ -234,6 +236,7 @@ def stars_step(
     precision: str,
     align: bool = True,
     time_losses: bool = False,
+    task_kwargs: dict[str, Any] | None = None,
     **model_kwargs: Any,
 ) -> Step:
     """One STARSSegmentationTask training step (its training_step lines).
@@ -245,6 +248,7 @@ def stars_step(
         align: Whether the model returns alignment outputs and the alignment
             losses run.
         time_losses: Whether to also time the alignment losses' own backward.
+        task_kwargs: Further task arguments (e.g. ``psa_positions``).
         **model_kwargs: Keyword arguments of the STARS model (task defaults
             otherwise).
 
@@ -257,6 +261,7 @@ def stars_step(
         num_classes=NUM_CLASSES,
         backbone=BACKBONE,
         model_kwargs=model_kwargs,
+        **(task_kwargs or {}),
     )
     task.to(device).train()
     optimizer = task_optimizer(task)
@@ -322,6 +327,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--threads', type=int, default=os.cpu_count() or 1, help='torch threads'
     )
     parser.add_argument(
+        '--minority',
+        action='store_true',
+        help='also time STARS with PSA on full-resolution positions '
+        "(psa_positions='full'), with and without a 64-per-class memory",
+    )
+    parser.add_argument(
         '--shared-backbones',
         nargs='*',
         default=[],
@@ -376,6 +387,18 @@ def make_steps(
     for name in args.shared_backbones:
         factories[f'stars_shared_{name}'] = functools.partial(
             stars_step, batch, device, precision, shared_encoder=name
+        )
+    if args.minority:
+        positions = {'psa_positions': 'full'}
+        factories['stars_psa_full'] = functools.partial(
+            stars_step, batch, device, precision, task_kwargs=positions
+        )
+        factories['stars_psa_full_memory'] = functools.partial(
+            stars_step,
+            batch,
+            device,
+            precision,
+            task_kwargs={**positions, 'psa_memory': 64},
         )
     if args.unet:
         factories['early_fusion_unet'] = lambda: early_fusion_step(

@@ -9,8 +9,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
+import rasterio
 import torch
+from rasterio.transform import from_origin
+
+from torchgeo_stars.datamodules.splits import Stripe
 
 SCRIPT = Path(__file__).parents[1] / 'benchmarks' / 'accuracy.py'
 
@@ -506,3 +511,50 @@ def test_per_modality_weights_refuse_early_fusion(accuracy: ModuleType) -> None:
     assert accuracy.task_arguments('moddrop', one)['weights'] == 'x.pth'
     none = accuracy.make_setting(accuracy.parse_args(['--quick']))
     assert 'weights' not in accuracy.task_arguments('stars', none)
+
+
+def test_balanced_class_weights_come_from_the_training_stripe(
+    accuracy: ModuleType, tmp_path: Path
+) -> None:
+    # West half: 6 pixels of class 0, 2 of class 1; east half: only class 2.
+    labels = np.full((2, 8), 2, dtype=np.uint8)
+    labels[:, :4] = 0
+    labels[0, :2] = 1
+    labels[1, 3] = 255  # ignored
+    path = tmp_path / 'mask.tif'
+    transform = from_origin(100.0, 50.0, 10.0, 10.0)
+    profile = {'driver': 'GTiff', 'width': 8, 'height': 2, 'count': 1}
+    with rasterio.open(
+        path, 'w', **profile, dtype='uint8', crs='EPSG:32633', transform=transform
+    ) as dst:
+        dst.write(labels, 1)
+
+    class Module:
+        stripes = {'train': Stripe('train', (100.0, 30.0, 140.0, 50.0), 4)}
+
+    weights = accuracy.training_class_weights(path, Module(), 3)
+    # Counts 5, 2, 0 in the stripe: median frequency is the lower of the two.
+    assert weights == pytest.approx([2 / 5, 1.0, 1.0])
+
+
+def test_goal_three_is_judged_for_every_sampling_pair(accuracy: ModuleType) -> None:
+    scenarios = ['a+b', 'a']
+
+    def stats(value: float) -> dict[str, dict[str, float]]:
+        entry = {'mean': value, 'std': 0.0, 'min': value, 'max': value}
+        return dict.fromkeys(scenarios, entry)
+
+    rare = {
+        'stars': stats(10.0),
+        'stars_random_psa': stats(9.0),
+        'stars_psa_full': stats(15.0),
+        'stars_psa_full_random': stats(11.0),
+    }
+    summary = {'miou': rare, 'mf1': rare, 'rare_iou': rare}
+    goals = accuracy.check_goals(summary, list(rare), scenarios)
+    verdicts = {g['goal']: (g['holds'], g['detail']) for g in goals}
+    base = 'balanced PSA raises the rarest-class IoU by >= 3 over random sampling'
+    assert verdicts[base] == (False, '+1.0')
+    full = f'{base} (stars_psa_full against stars_psa_full_random)'
+    assert verdicts[full] == (True, '+4.0')
+    assert len(goals) == 4  # the memory pair was not run

@@ -245,3 +245,14 @@ def test_validation_logs_a_scenario_figure_to_tensorboard(tmp_path: Path) -> Non
     image = events.Images('val/scenarios')[0]
     # One panel per modality, the label and the seven scenarios: a wide figure.
     assert image.width > 3 * image.height
+
+
+def test_minority_options_reach_the_psa_loss() -> None:
+    task = tiny_task(psa_positions='full', psa_memory=4)
+    assert task.psa_loss.positions == 'full'
+    assert task.psa_loss.memory_size == 4
+    trainer(max_steps=2).fit(task, train_dataloaders=one_batch_loader(random_batch()))
+    assert math.isfinite(float(task.trainer.callback_metrics['train_loss_psa']))
+    count = task.psa_loss.memory_count
+    assert count is not None
+    assert int(count.max()) == 4  # filled in training

@@ -2,7 +2,7 @@
 
 from .psa import PSALoss
 from .sampling import class_balanced_sample, random_sample
-from .segmentation import SegmentationLoss
+from .segmentation import SegmentationLoss, median_frequency_weights
 from .translation import TranslationAlignmentLoss
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     'SegmentationLoss',
     'TranslationAlignmentLoss',
     'class_balanced_sample',
+    'median_frequency_weights',
     'random_sample',
 ]

@@ -10,6 +10,57 @@ from torch import Tensor, nn
 from ..errors import ConfigurationError
 
 
+def median_frequency_weights(
+    counts: Sequence[int] | Tensor, power: float = 1.0
+) -> list[float]:
+    """Class weights that balance the cross-entropy: median frequency over frequency.
+
+    Median frequency balancing (Eigen and Fergus, ICCV 2015): the weight of
+    class ``c`` is ``(median(f) / f_c) ** power`` with ``f`` the pixel
+    frequencies of the classes present (the lower middle value for an even
+    number of classes), so the median class weighs 1, rarer ones more,
+    commoner ones less; ``power < 1`` softens the balance (0.5: inverse square
+    root). A class absent from *counts* gets 1 (its weight never enters the
+    loss of data without it).
+
+    Args:
+        counts: Labelled pixel count per class (e.g. of the training labels).
+        power: Exponent on the ratio (>= 0; 1 is plain median frequency
+            balancing, 0 gives equal weights).
+
+    Returns:
+        One weight per class, for :class:`SegmentationLoss` (or the task's
+        ``class_weights``).
+
+    Raises:
+        ConfigurationError: If *counts* is not a 1-D list of non-negative
+            numbers with at least one positive, or *power* is negative.
+
+    .. versionadded:: 0.1
+    """
+    if not power >= 0:
+        raise ConfigurationError(
+            f'median_frequency_weights: power is {power}; give a number >= 0.'
+        )
+    count = torch.as_tensor(counts, dtype=torch.float64)
+    if count.ndim != 1 or not torch.isfinite(count).all() or (count < 0).any():
+        raise ConfigurationError(
+            f'median_frequency_weights: counts {counts} must be one non-negative'
+            ' number per class.'
+        )
+    present = count > 0
+    if not present.any():
+        raise ConfigurationError(
+            'median_frequency_weights: every count is 0; give the labelled pixel'
+            ' count of each class.'
+        )
+    frequency = count / count.sum()
+    median = frequency[present].median()
+    weights = torch.ones_like(frequency)
+    weights[present] = (median / frequency[present]) ** power
+    return [float(w) for w in weights]
+
+
 class SegmentationLoss(nn.Module):
     """Cross-entropy with ``ignore_index`` and class weights, plus ``w * Dice``.
 

@@ -29,6 +29,9 @@ class SegmentationOutput:
         embeddings: Modality name to L2-normalised pixel embeddings
             ``(B, D, H_a, W_a)`` at the alignment scale, for the PSA loss; rows
             are valid where the modality is available.
+        embedding_stride: Input pixels per embedding cell (the alignment
+            scale's stride), or None when there are no embeddings; a cell
+            ``(r, c)`` covers input pixels ``[r * stride, (r + 1) * stride)``.
     """
 
     logits: Tensor
@@ -36,3 +39,4 @@ class SegmentationOutput:
     specific: dict[str, list[Tensor]] = field(default_factory=dict)
     translated: dict[tuple[str, str], list[Tensor]] = field(default_factory=dict)
     embeddings: dict[str, Tensor] = field(default_factory=dict)
+    embedding_stride: int | None = None

@@ -500,6 +500,7 @@ class SharedSpecificSegmenter(SegmentationModel):
                     (shape[0], heads.dim, *shape[2:])
                 )
             output.embeddings[name] = crop(embedding)
+        output.embedding_stride = padded_height // reference[level].shape[-2]
         if self.translation is None:
             return
         for source in self.modality_names:

@@ -1,7 +1,10 @@
 """The training objective: segmentation, translation and PSA losses combined."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
@@ -69,8 +72,43 @@ def compose_losses(
         total = total + lambda_tr * translation
         alignment = lambda_tr * translation
     if output.embeddings and lambda_psa > 0:
-        psa = psa_loss(output.embeddings, target, output.available)
+        psa = psa_loss(
+            output.embeddings, target, output.available, stride=output.embedding_stride
+        )
         total = total + lambda_psa * psa
         weighted = lambda_psa * psa
         alignment = weighted if alignment is None else alignment + weighted
     return LossTerms(total, segmentation, translation, psa, alignment)
+
+
+def build_losses(
+    hparams: Mapping[str, Any],
+) -> tuple[SegmentationLoss, TranslationAlignmentLoss, PSALoss]:
+    """The three losses of the objective, from the task's hyper-parameters.
+
+    Args:
+        hparams: The task's hyper-parameters (``ignore_index``,
+            ``class_weights``, ``dice_weight``, ``stop_gradient``,
+            ``n_per_class``, ``temperature``, ``psa_sampling``,
+            ``psa_positions``, ``psa_memory``, ``num_classes``).
+
+    Returns:
+        The segmentation, translation alignment and PSA losses.
+    """
+    weights = hparams['class_weights']
+    segmentation = SegmentationLoss(
+        ignore_index=hparams['ignore_index'],
+        class_weights=torch.tensor(weights) if weights is not None else None,
+        dice_weight=hparams['dice_weight'],
+    )
+    translation = TranslationAlignmentLoss(stop_gradient=hparams['stop_gradient'])
+    psa = PSALoss(
+        n_per_class=hparams['n_per_class'],
+        temperature=hparams['temperature'],
+        sampling=hparams['psa_sampling'],
+        ignore_index=hparams['ignore_index'],
+        positions=hparams['psa_positions'],
+        memory_size=hparams['psa_memory'],
+        num_classes=hparams['num_classes'],
+    )
+    return segmentation, translation, psa

@@ -3,13 +3,11 @@
 from typing import Any, Literal
 
 import matplotlib.pyplot as plt
-import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor
 from torchgeo.tasks import BaseTask
 
 from ..datasets.keys import MASK, SHARED_KEYS
-from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
 from ..models import SegmentationOutput, modality_dropout
 from ..models.pretrained import (
     InChannelsMode,
@@ -27,7 +25,7 @@ from .checks import (
 )
 from .metrics import SegmentationScores, write_lines
 from .network import build_network
-from .objective import LossTerms, compose_losses
+from .objective import LossTerms, build_losses, compose_losses
 from .optimization import Schedule, check_optimization_arguments, configure_optimization
 from .plotting import default_colors, plot_first_sample
 from .scenarios import ScenarioMetrics
@@ -87,6 +85,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         n_per_class: int = 64,
         temperature: float = 0.1,
         psa_sampling: Literal['balanced', 'random'] = 'balanced',
+        psa_positions: Literal['grid', 'full'] = 'grid',
+        psa_memory: int = 0,
         stop_gradient: bool = True,
         p_drop: float = 0.3,
         lr: float = 1e-3,
@@ -136,6 +136,10 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             temperature: PSA contrastive temperature.
             psa_sampling: ``'balanced'`` (class-balanced) or ``'random'`` (the
                 ablation) pixel sampling for PSA.
+            psa_positions: Where PSA draws its pixels, ``'grid'`` or ``'full'``
+                (see :class:`~torchgeo_stars.losses.PSALoss`).
+            psa_memory: Embeddings PSA keeps per modality and class from
+                earlier steps as extra positives and negatives (0: none).
             stop_gradient: Stop the gradient on the translation target (False
                 is the ablation that lets features collapse).
             p_drop: Modality dropout probability during training.
@@ -193,22 +197,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
 
     def configure_losses(self) -> None:
         """Build the segmentation, translation and PSA losses."""
-        hparams = self.hparams
-        weights = hparams['class_weights']
-        self.segmentation_loss = SegmentationLoss(
-            ignore_index=hparams['ignore_index'],
-            class_weights=torch.tensor(weights) if weights is not None else None,
-            dice_weight=hparams['dice_weight'],
-        )
-        self.translation_loss = TranslationAlignmentLoss(
-            stop_gradient=hparams['stop_gradient']
-        )
-        self.psa_loss = PSALoss(
-            n_per_class=hparams['n_per_class'],
-            temperature=hparams['temperature'],
-            sampling=hparams['psa_sampling'],
-            ignore_index=hparams['ignore_index'],
-        )
+        losses = build_losses(self.hparams)
+        self.segmentation_loss, self.translation_loss, self.psa_loss = losses
 
     def configure_metrics(self) -> None:
         """One confusion matrix per (stage, scenario)."""
