@@ -16,6 +16,7 @@ TABLES = (
     'step_time_32.md',
     'step_time_bf16.md',
     'inference.md',
+    'data_throughput.md',
     'results.jsonl',
     'run.log',
 )
@@ -54,7 +55,7 @@ def test_smoke_run_writes_every_table(tmp_path: Path) -> None:
     out = tmp_path / 'out'
     done = run_script('--smoke', str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    # Seven files: within the eight the device tool brings back.
+    # Eight files: what the device tool brings back at most.
     assert sorted(p.name for p in out.iterdir()) == sorted(TABLES)
 
     accuracy = json.loads((out / 'accuracy.json').read_text())
@@ -89,6 +90,11 @@ def test_smoke_run_writes_every_table(tmp_path: Path) -> None:
     rows = table_rows(inference, 'size')
     assert [row[0] for row in rows] == ['256', '512']
     assert all(float(row[3]) > 0 for row in rows)
+
+    data = (out / 'data_throughput.md').read_text()
+    rows = table_rows(data, 'patch')
+    assert [row[0] for row in rows] == ['64 px']
+    assert all(float(cell) > 0 for cell in rows[0][1:])  # rates and ratios
 
     records = [
         json.loads(line) for line in (out / 'results.jsonl').read_text().splitlines()

@@ -3,14 +3,17 @@
 #   1. install the carried wheels (benchmarks/gpu/wheels, from fetch_wheels.sh);
 #   2. step_time.py --device cuda, float32 then bf16;
 #   3. inference_throughput.py --device cuda on a 2048 and a 16384 px raster;
-#   4. accuracy.py: STARS, the three baselines and stars_random_psa, 3 seeds,
+#   4. data_throughput.py: the read path against TorchGeo's and the training
+#      loader with 0, 2 and the default number of workers (the machine's cores);
+#   5. accuracy.py: STARS, the three baselines and stars_random_psa, 3 seeds,
 #      2000 steps, --vehicle-scale 3, one process per run sharing the GPU,
 #      --max-time set to what is left of the budget (runs stopped by it are
 #      marked as truncated in the tables).
 # Everything goes to OUTPUT_DIR (default: $OUT, else benchmarks/gpu/output):
 # run.log, results.jsonl (one JSON line per run / configuration / size),
 # accuracy.json, accuracy.md, step_time_32.md, step_time_bf16.md,
-# inference.md: seven files, within the eight the device tool brings back.
+# inference.md, data_throughput.md: eight files, what the device tool brings
+# back at most.
 #
 # Usage: benchmarks/gpu/run.sh [--smoke [--with-wheels]] [OUTPUT_DIR]
 #   --smoke: the same chain on the CPU with tiny sizes, no wheel install, in
@@ -21,7 +24,7 @@
 #   BUDGET_S (seconds for the whole script: 530, 100 with --smoke),
 #   SITE (where the wheels are installed: /tmp/stars-site), PRECISION
 #   (accuracy training and inference: bf16, or 32), STAGES (which of
-#   "step_time inference accuracy" to run, in that order: all by default;
+#   "step_time inference data accuracy" to run, in that order: all by default;
 #   "accuracy" alone gives training the whole budget), COMMIT (the commit
 #   to name in run.log; the device machine's copy has no .git).
 set -uo pipefail
@@ -36,7 +39,7 @@ for arg in "$@"; do
         --smoke) smoke=1 ;;
         --with-wheels) with_wheels=1 ;;
         -h | --help)
-            sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         -*)
@@ -52,7 +55,7 @@ outdir=$(cd "$outdir" && pwd)
 log=$outdir/run.log
 jsonl=$outdir/results.jsonl
 rm -f "$log" "$jsonl" "$outdir"/accuracy.{json,md} "$outdir"/step_time_{32,bf16}.md \
-    "$outdir"/inference.md
+    "$outdir"/inference.md "$outdir"/data_throughput.md
 exec > >(tee -a "$log") 2>&1
 start=$(date +%s)
 cd "$root" || exit 1
@@ -72,6 +75,7 @@ if ((smoke)); then
         --configs early_fusion_fpn stars stars_no_align)
     inference_args=(--sizes 256 512 --patch-size 128 --overlap 16 --model small
         --threads 1)
+    data_args=(--sizes 64 --samples 8 --rounds 1 --scene-size 256)
     accuracy_args=(--seeds 0 --steps 2 --size 256 --batch-size 2 --jobs 2
         --threads 1 --configs stars early_fusion)
     reserve=25
@@ -83,6 +87,7 @@ else
     accelerator=gpu
     step_args=(--size 256 --batch-size 8 --rounds 20 --warmup 5 --threads 1)
     inference_args=(--sizes 2048 16384 --model stars --batch-size 8)
+    data_args=(--sizes 256 --samples 96 --rounds 2)
     accuracy_args=(--seeds 0 1 2 --steps 2000 --jobs 15 --threads 1
         --configs stars early_fusion moddrop shaspec stars_random_psa)
     reserve=75
@@ -99,13 +104,13 @@ case "$precision" in
         ;;
 esac
 
-stages=" ${STAGES:-step_time inference accuracy} "
+stages=" ${STAGES:-step_time inference data accuracy} "
 for name in $stages; do
     case "$name" in
-        step_time | inference | accuracy) ;;
+        step_time | inference | data | accuracy) ;;
         *)
-            echo "run.sh: error: STAGES names $name; use step_time, inference" \
-                "and/or accuracy" >&2
+            echo "run.sh: error: STAGES names $name; use step_time, inference," \
+                "data and/or accuracy" >&2
             exit 2
             ;;
     esac
@@ -171,6 +176,11 @@ wants inference && stage inference "$stage_limit" "$python" \
     benchmarks/inference_throughput.py \
     --device "$device" --precision "$precision" "${inference_args[@]}" \
     --workdir "$scratch/rasters" --output "$outdir/inference.md" --jsonl "$jsonl"
+
+# The markdown only: its JSON twin would be a ninth file
+wants data && stage data "$stage_limit" "$python" benchmarks/data_throughput.py \
+    "${data_args[@]}" --output "$scratch/data_throughput.md" &&
+    cp "$scratch/data_throughput.md" "$outdir/"
 
 # Training gets what is left, less the time to start, test and merge; if
 # the stage is killed, the runs that finished are still merged.

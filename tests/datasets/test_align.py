@@ -154,8 +154,9 @@ def test_same_values_as_the_dataset_reads(
 ) -> None:
     # Stored as the source dtype, the values are those the modality dataset
     # reads on the same grid (one window: GDAL's approximate transformer
-    # makes windows of other sizes differ by a small fraction of a pixel).
-    dataset = cls(MULTIMODAL / name, crs='EPSG:32631', res=RES)
+    # makes windows of other sizes differ by a small fraction of a pixel, so
+    # the dataset reads this window on its own, not from warped tiles).
+    dataset = cls(MULTIMODAL / name, crs='EPSG:32631', res=RES, warp_cache_mb=0)
     window = dataset[X0 : X0 + SIZE * RES : RES, Y0 - SIZE * RES : Y0 : RES]
     stored = cls(aligned.paths[name])[
         X0 : X0 + SIZE * RES : RES, Y0 - SIZE * RES : Y0 : RES

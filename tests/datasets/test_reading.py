@@ -1,4 +1,8 @@
-"""Tests of the read path: the no-warp fast path, the warp, open file handles."""
+"""Tests of the read path: the no-warp fast path, the warp, open file handles.
+
+Datasets that test the warp of each window turn the warped-tile cache off
+(``warp_cache_mb=0``); the cache has its own tests (``test_warp_cache.py``).
+"""
 
 import os
 import pickle
@@ -74,7 +78,9 @@ def test_fast_path_on_the_file_grid(warps: list[dict[str, Any]]) -> None:
 
 
 def test_off_grid_windows_warp(warps: list[dict[str, Any]]) -> None:
-    optical = OpticalRaster(MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX)
+    optical = OpticalRaster(
+        MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX, warp_cache_mb=0
+    )
     # Half a pixel off the file's grid: resampled, not copied
     x0, y0 = X0 + 5 * RES + RES / 2, Y0 - 5 * RES
     image = optical[slice(x0, x0 + 80.0), slice(y0 - 80.0, y0)]['image_optical']
@@ -86,7 +92,9 @@ def test_off_grid_windows_warp(warps: list[dict[str, Any]]) -> None:
 
 
 def test_valid_source_warps_without_nodata(warps: list[dict[str, Any]]) -> None:
-    optical = OpticalRaster(MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX)
+    optical = OpticalRaster(
+        MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX, warp_cache_mb=0
+    )
     # Off-grid window far from the nodata block: every source pixel is valid,
     # so the faster warp without a nodata value gives the same values
     x0, y0 = X0 + 30 * RES + RES / 2, Y0 - 30 * RES
@@ -99,7 +107,7 @@ def test_valid_source_warps_without_nodata(warps: list[dict[str, Any]]) -> None:
 
 def test_same_crs_other_resolution(warps: list[dict[str, Any]]) -> None:
     # DSM: float32, UTM 32N, 20 m; read at 10 m in its own CRS
-    dsm = DSMRaster(MULTIMODAL / 'dsm', res=10.0)
+    dsm = DSMRaster(MULTIMODAL / 'dsm', res=10.0, warp_cache_mb=0)
     with rasterio.open(DSM_FILE) as src:
         left, top = src.bounds.left, src.bounds.top
     # Top-left part, every source pixel valid: GDAL's resampled read, no warp
@@ -117,15 +125,19 @@ def test_same_crs_other_resolution(warps: list[dict[str, Any]]) -> None:
     assert np.isnan(expected).any()
     np.testing.assert_allclose(voids.numpy(), expected, rtol=1e-6)
     # Integer files are warped (GDAL's resampled read would round them)
-    optical = OpticalRaster(MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX)
+    optical = OpticalRaster(
+        MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX, warp_cache_mb=0
+    )
     x0, y0 = X0 + 30 * RES, Y0 - 30 * RES
     optical[slice(x0, x0 + 80.0, 5.0), slice(y0 - 80.0, y0, 5.0)]
     assert len(warps) == 2
 
 
 def test_cross_crs_always_warps(warps: list[dict[str, Any]]) -> None:
-    optical = OpticalRaster(MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX)
-    sar = SARRaster(MULTIMODAL / 'sar')
+    optical = OpticalRaster(
+        MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX, warp_cache_mb=0
+    )
+    sar = SARRaster(MULTIMODAL / 'sar', warp_cache_mb=0)
     dataset = optical & sar
     dataset[window(0, 0, 16, 16)]
     assert len(warps) == 1  # SAR (Web Mercator) only; optical copied

@@ -144,7 +144,8 @@ class MultimodalDataModule(MachineLoaders, GeoDataModule):
                 drawn where the other modalities and the labels exist.
             layouts: Modality name (or ``'mask'``) to keyword arguments of its
                 dataset class: ``filename_glob``, ``filename_regex``,
-                ``separate_files``, ``bands``, ``nodata``, ``to_db`` ...
+                ``separate_files``, ``bands``, ``nodata``, ``to_db``,
+                ``warp_cache_mb`` (memory for warped tiles per process) ...
                 SAR in linear scale is converted to decibels unless its layout
                 says ``to_db: false``.
             ignore_index: Label value for unlabelled pixels (also given to

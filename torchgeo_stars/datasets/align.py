@@ -398,7 +398,13 @@ class _ModalityReader:
         self.name = name
         self.grid = grid
         files = [str(info.path) for info in infos]
-        kwargs: dict[str, Any] = {'filename_glob': '*', 'cache': False, **options}
+        # Each block is read once: no warped tiles to keep
+        kwargs: dict[str, Any] = {
+            'filename_glob': '*',
+            'cache': False,
+            'warp_cache_mb': 0,
+            **options,
+        }
         crs = pyproj.CRS.from_wkt(grid.crs.to_wkt())
         self.dataset: ConfigurableRaster
         if name == MASK_NAME:

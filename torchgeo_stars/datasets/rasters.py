@@ -38,6 +38,7 @@ from pyproj import CRS
 from rasterio.crs import CRS as RIO_CRS
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
+from rasterio.warp import transform_bounds
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, GeoDataset, RasterDataset
 from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
@@ -45,7 +46,7 @@ from torchgeo.datasets.utils import GeoSlice, Path, Sample, find_files
 from ..errors import ConfigurationError, DataError
 from .intersection import ModalityIntersection
 from .keys import BOUNDS, MASK, MODALITY_NAME, TRANSFORM, image_key
-from .reading import OpenRasters, read_onto_grid
+from .reading import OpenRasters, grid_offset, read_onto_grid
 from .torchgeo_adapter import (
     WindowGrid,
     band_file,
@@ -53,6 +54,7 @@ from .torchgeo_adapter import (
     georeferencing,
     window_grid,
 )
+from .warp_cache import DEFAULT_BUDGET_MB, WarpedTiles, tiles_bytes
 
 
 class RasterLayout(TypedDict, total=False):
@@ -65,6 +67,7 @@ class RasterLayout(TypedDict, total=False):
     all_bands: Sequence[str]
     nodata: float
     resampling: Resampling | str
+    warp_cache_mb: float
 
 
 class ModalityLayout(RasterLayout, total=False):
@@ -133,6 +136,7 @@ class ConfigurableRaster(RasterDataset):
         all_bands: Sequence[str] | None = None,
         nodata: float | None = None,
         resampling: Resampling | str | None = None,
+        warp_cache_mb: float = DEFAULT_BUDGET_MB,
     ) -> None:
         """Index the raster files.
 
@@ -158,6 +162,10 @@ class ConfigurableRaster(RasterDataset):
             nodata: value of invalid pixels (defaults to the files' own nodata).
             resampling: resampling used to read (a :class:`Resampling` or its
                 name); defaults to bilinear for images, nearest for masks.
+            warp_cache_mb: memory, per process, for the warped tiles of files
+                not on the window grid (each area is then warped once, not
+                every epoch; see :mod:`~torchgeo_stars.datasets.warp_cache`);
+                0 warps every window on its own.
 
         Raises:
             ConfigurationError: if *filename_regex* is invalid or lacks a ``band``
@@ -181,7 +189,9 @@ class ConfigurableRaster(RasterDataset):
         self.paths = paths
         #: Open file handles, once per process (used when ``cache`` is True).
         self.open_files = OpenRasters()
-        self._window_crs: tuple[CRS, RIO_CRS] | None = None
+        #: Warped tiles of files off the window grid, once per process.
+        self.warped_tiles = WarpedTiles(warp_cache_mb)
+        self._window_crs: tuple[CRS, RIO_CRS, str] | None = None
 
         regex = self._compile_regex()
         candidates = self._matching_files(regex)
@@ -414,19 +424,53 @@ class ConfigurableRaster(RasterDataset):
         self, src: DatasetReader, band_indexes: Sequence[int] | None, grid: WindowGrid
     ) -> np.ndarray[Any, Any] | None:
         if self._window_crs is None or self._window_crs[0] is not self.crs:
-            self._window_crs = (self.crs, RIO_CRS.from_user_input(self.crs))
-        return read_onto_grid(
-            src,
-            georeferencing(self, src),
-            band_indexes,
-            self._window_crs[1],
-            grid.bounds,
-            grid.step,
-            grid.shape,
-            self.resampling,
-            'float32' if self.is_image else 'float64',
-            self._source_invalid,
-        )
+            rio_crs = RIO_CRS.from_user_input(self.crs)
+            self._window_crs = (self.crs, rio_crs, rio_crs.to_wkt())
+        _, crs, wkt = self._window_crs
+        src_crs, src_transform = georeferencing(self, src)
+        dtype = 'float32' if self.is_image else 'float64'
+
+        def warp(
+            bounds: tuple[float, float, float, float], shape: tuple[int, int]
+        ) -> np.ndarray[Any, Any] | None:
+            return read_onto_grid(
+                src,
+                (src_crs, src_transform),
+                band_indexes,
+                crs,
+                bounds,
+                grid.step,
+                shape,
+                self.resampling,
+                dtype,
+                self._source_invalid,
+            )
+
+        on_grid = grid_offset(src_crs, src_transform, crs, grid.transform, grid.step)
+        if self.warped_tiles.budget <= 0 or on_grid is not None:
+            return warp(grid.bounds, grid.shape)
+        key = (src.name, tuple(band_indexes or ()), wkt, grid.step)
+
+        def footprint() -> int:
+            xs, ys = zip(
+                *(
+                    src_transform @ corner
+                    for corner in (
+                        (0, 0),
+                        (src.width, 0),
+                        (0, src.height),
+                        (src.width, src.height),
+                    )
+                ),
+                strict=True,
+            )
+            bounds = transform_bounds(src_crs, crs, min(xs), min(ys), max(xs), max(ys))
+            bands = len(band_indexes) if band_indexes is not None else src.count
+            return tiles_bytes(bounds, grid.step, bands, np.dtype(dtype).itemsize)
+
+        if not self.warped_tiles.admit(key, footprint):
+            return warp(grid.bounds, grid.shape)
+        return self.warped_tiles.read(key, grid.bounds, grid.step, grid.shape, warp)
 
     def _read_mosaic(
         self,

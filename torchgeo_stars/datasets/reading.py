@@ -32,6 +32,7 @@ from rasterio.errors import WindowError
 from rasterio.io import DatasetReader
 from rasterio.transform import from_origin
 from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform as rasterio_transform
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
@@ -130,10 +131,23 @@ class OpenRasters:
         self._reset()
 
 
-def _same_grid(
+def grid_offset(
     src_crs: CRS, src: Affine, dst_crs: CRS, dst: Affine, step: tuple[float, float]
 ) -> tuple[int, int] | None:
-    """Pixel offset of the window in the file when both share one grid."""
+    """Pixel offset of a window in a file when both share one grid.
+
+    Args:
+        src_crs: the file's CRS.
+        src: the file's affine transform.
+        dst_crs: the window's CRS.
+        dst: the window's (north-up) affine transform.
+        step: ``(xres, yres)`` of the window.
+
+    Returns:
+        ``(column, row)`` of the window's corner in the file, or None when the
+        file is not on the window's grid (another CRS, pixel size, rotation
+        or a fractional offset) and must be resampled.
+    """
     if src.b != 0 or src.d != 0:
         return None
     if not (
@@ -260,7 +274,7 @@ def read_onto_grid(
     dst_transform = from_origin(bounds[0], bounds[3], *step)
     full = Window(0, 0, src.width, src.height)
 
-    offset = _same_grid(src_crs, src_transform, dst_crs, dst_transform, step)
+    offset = grid_offset(src_crs, src_transform, dst_crs, dst_transform, step)
     if offset is not None:
         # Same grid: a plain windowed read, no resampling
         wanted = Window(offset[0], offset[1], width, height)
@@ -279,6 +293,7 @@ def read_onto_grid(
 
     file_transform = src_transform
     window = None
+    scales: dict[str, float] = {}
     if src_transform.b == 0 and src_transform.d == 0:
         # Read only the part of the file that covers the window (plus a margin
         # for the interpolation kernel); rotated files are read whole
@@ -299,6 +314,7 @@ def read_onto_grid(
         except WindowError:
             return None
         src_transform = window_transform(window, src_transform)
+        scales = _kernel_scales(src_crs, file_transform, dst_crs, bounds, shape)
     array = _read_valid(src, band_indexes, window, dtype, mark_invalid)
     invalid = bool(np.isnan(array).any())
     if (
@@ -326,5 +342,36 @@ def read_onto_grid(
         dst_crs=dst_crs,
         dst_nodata=nodata,
         resampling=resampling,
+        **scales,
     )
     return out
+
+
+def _kernel_scales(
+    src_crs: CRS,
+    src: Affine,
+    dst_crs: CRS,
+    bounds: tuple[float, float, float, float],
+    shape: tuple[int, int],
+) -> dict[str, float]:
+    """GDAL's ``XSCALE``/``YSCALE`` warp options: window pixels per file pixel.
+
+    GDAL widens the interpolation kernel by this ratio when downsampling, and
+    left alone it estimates the ratio from the source area each warp reads,
+    which shrinks where the window runs past the file's edge: the same pixel
+    then gets another value from another window. The ratio is measured here
+    along the window's middle lines (in the file's CRS), so it depends on the
+    grids only.
+    """
+    left, bottom, right, top = bounds
+    height, width = shape
+    middle_x, middle_y = (left + right) / 2, (bottom + top) / 2
+    xs = [left, right, middle_x, middle_x]
+    ys = [middle_y, middle_y, top, bottom]
+    if src_crs != dst_crs:
+        xs, ys = (list(v) for v in rasterio_transform(dst_crs, src_crs, xs, ys))
+    across = math.hypot(xs[1] - xs[0], ys[1] - ys[0]) / abs(src.a)
+    down = math.hypot(xs[3] - xs[2], ys[3] - ys[2]) / abs(src.e)
+    if not (across > 0 and down > 0 and math.isfinite(across + down)):
+        return {}
+    return {'XSCALE': width / across, 'YSCALE': height / down}

@@ -231,7 +231,13 @@ class ModalitySource:
         self.infos = list(infos)
         self.grid = grid
         cls = raster_class(modality)
-        kwargs: dict[str, Any] = {'filename_glob': '*', **(options or {})}
+        # Windows are read about once each: the warped-tile cache would only
+        # hold memory (the overlap between windows is small)
+        kwargs: dict[str, Any] = {
+            'filename_glob': '*',
+            'warp_cache_mb': 0,
+            **(options or {}),
+        }
         if cls is ModalityRaster:
             kwargs['modality'] = modality
         try:
