@@ -36,7 +36,7 @@ Array = np.ndarray[Any, Any]
 TILE = 256
 
 #: Default budget of one dataset's tiles in one process, in MiB.
-DEFAULT_BUDGET_MB = 512.0
+DEFAULT_BUDGET_MB = 256.0
 
 #: Reads one area of a file onto the grid: ``(bounds, (height, width))`` to a
 #: ``(C, height, width)`` array, or None when the file does not reach it.
