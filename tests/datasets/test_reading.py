@@ -26,20 +26,6 @@ OPTICAL_FILE = MULTIMODAL / 'optical' / 'optical_20230601.tif'
 DSM_FILE = MULTIMODAL / 'dsm' / 'dsm.tif'
 
 
-@pytest.fixture
-def warps(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Count the warps of the read path (the keyword arguments of each)."""
-    calls: list[dict[str, Any]] = []
-    real = rasterio.warp.reproject
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr('torchgeo_stars.datasets.reading.reproject', counting)
-    return calls
-
-
 def reference_warp(
     path: Path, xmin: float, ymax: float, res: float, shape: tuple[int, int]
 ) -> np.ndarray:

@@ -138,20 +138,6 @@ def test_pickled_copy_starts_empty() -> None:
     assert copy.budget == tiles.budget
 
 
-@pytest.fixture
-def warps(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Count the warps of the read path."""
-    calls: list[dict[str, Any]] = []
-    real = rasterio.warp.reproject
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr('torchgeo_stars.datasets.reading.reproject', counting)
-    return calls
-
-
 WINDOWS = [window(0, 0, 16, 16), window(10, 20, 32, 24), window(-4, 30, 16, 16)]
 
 
