@@ -10,6 +10,7 @@ import torch
 
 from torchgeo_stars.datasets import DSMRaster, OpticalRaster, SARRaster
 from torchgeo_stars.datasets.warp_cache import TILE, WarpedTiles, tiles_bytes
+from torchgeo_stars.errors import DataWarning
 
 from .geodata_utils import MULTIMODAL, OPTICAL_REGEX, RES, X0, Y0, window
 
@@ -105,7 +106,10 @@ def test_budget_admission_and_eviction() -> None:
     tiles = WarpedTiles(budget_mb=3 * one_tile / 2**20)
     size = tiles_bytes((0.0, 0.0, 10.0 * TILE, 10.0 * TILE), (10.0, 10.0), 2, 8)
     assert size == 4 * one_tile  # a tile's footprint can straddle 2 x 2 tiles
-    assert not tiles.admit('big', lambda: size)
+    with pytest.warns(
+        DataWarning, match=r'big\.tif: .* need 4 MiB, more than the 3 MiB left'
+    ):
+        assert not tiles.admit('big', lambda: size, 'big.tif')
     assert tiles.admit('small', lambda: one_tile)
     assert tiles.admit('small', lambda: 10**12)  # decided once
     assert not tiles.admit('big', lambda: 0)
@@ -184,8 +188,9 @@ def test_a_file_over_the_budget_is_warped_per_window(
     warps: list[dict[str, Any]],
 ) -> None:
     sar = SARRaster(MULTIMODAL / 'sar', crs='EPSG:32631', res=RES, warp_cache_mb=0.1)
-    for _ in range(2):
+    with pytest.warns(DataWarning, match=r'sar\.tif: .*warp_cache_mb=0\.1,'):
         sar[WINDOWS[0]]
+    sar[WINDOWS[0]]
     assert len(sar.warped_tiles) == 0
     assert len(warps) == 2
 

@@ -468,7 +468,7 @@ class ConfigurableRaster(RasterDataset):
             bands = len(band_indexes) if band_indexes is not None else src.count
             return tiles_bytes(bounds, grid.step, bands, np.dtype(dtype).itemsize)
 
-        if not self.warped_tiles.admit(key, footprint):
+        if not self.warped_tiles.admit(key, footprint, f'{self._label}: {src.name}'):
             return warp(grid.bounds, grid.shape)
         return self.warped_tiles.read(key, grid.bounds, grid.step, grid.shape, warp)
 

@@ -24,11 +24,14 @@ its parent at fork and goes on alone); a pickled copy (a worker started with
 """
 
 import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
+
+from ..errors import DataWarning
 
 Array = np.ndarray[Any, Any]
 
@@ -62,6 +65,7 @@ class WarpedTiles:
             budget_mb: most memory the tiles may take, in MiB (0 disables the
                 cache: every window is warped on its own).
         """
+        self.budget_mb = budget_mb
         self.budget = int(budget_mb * 2**20)
         self._clear()
 
@@ -84,13 +88,20 @@ class WarpedTiles:
         """
         return len(self._tiles)
 
-    def admit(self, key: Hashable, tiles_bytes: Callable[[], int]) -> bool:
+    def admit(
+        self, key: Hashable, tiles_bytes: Callable[[], int], name: str = 'a file'
+    ) -> bool:
         """Whether a file is cached: decided once per file and grid.
+
+        A file refused for want of budget is reported once (a
+        :class:`~torchgeo_stars.errors.DataWarning` naming it and the budget
+        it would need).
 
         Args:
             key: the file and grid (the same key as :meth:`read`'s).
             tiles_bytes: memory all of the file's tiles take on the grid
                 (called once, on the first decision).
+            name: the file, for the warning.
 
         Returns:
             True when its tiles fit in the budget beside those admitted before.
@@ -100,8 +111,19 @@ class WarpedTiles:
         if key in self._refused or self.budget <= 0:
             return False
         size = tiles_bytes()
-        if sum(self._admitted.values()) + size > self.budget:
+        used = sum(self._admitted.values())
+        if used + size > self.budget:
             self._refused.add(key)
+            warnings.warn(
+                f'{name}: its warped tiles on this grid need '
+                f'{size / 2**20:.0f} MiB, more than the {(self.budget - used) / 2**20:.0f}'
+                f' MiB left of warp_cache_mb={self.budget_mb:g}, so every window'
+                ' of it is warped again each epoch (slower); raise warp_cache_mb, or'
+                " align the data once (torchgeo-stars align, or the datamodule's"
+                ' align_dir).',
+                DataWarning,
+                stacklevel=2,
+            )
             return False
         self._admitted[key] = size
         return True
@@ -181,7 +203,7 @@ class WarpedTiles:
         Returns:
             The state to restore.
         """
-        return {'budget': self.budget}
+        return {'budget_mb': self.budget_mb}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore empty.
@@ -189,7 +211,8 @@ class WarpedTiles:
         Args:
             state: from :meth:`__getstate__`.
         """
-        self.budget = state['budget']
+        self.budget_mb = state['budget_mb']
+        self.budget = int(self.budget_mb * 2**20)
         self._clear()
 
 
