@@ -18,7 +18,7 @@ loaded model trains with the same numbers and does not count again.
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
@@ -28,9 +28,6 @@ from torch.utils.data import DataLoader, IterableDataset
 from ..errors import ConfigurationError
 from ..losses import SegmentationLoss, median_frequency_weights
 from .checks import batch_labels, check_labels
-
-#: What the task's ``class_weights`` accepts besides a list and None.
-CountedClassWeights = Literal['median_frequency', 'median_frequency_sqrt']
 
 #: ``class_weights`` names to the power of
 #: :func:`~torchgeo_stars.losses.median_frequency_weights`.

@@ -79,7 +79,7 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         class_names: list[str] | None = None,
         class_colors: list[tuple[int, int, int]] | None = None,
         ignore_index: int | None = None,
-        class_weights: list[float] | counted.CountedClassWeights | None = None,
+        class_weights: list[float] | str | None = None,
         class_weight_batches: int = 50,
         dice_weight: float = 0.0,
         lambda_tr: float = 1.0,
