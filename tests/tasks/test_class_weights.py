@@ -162,7 +162,7 @@ def test_weights_are_saved_and_not_counted_again(tmp_path: Path) -> None:
     # Trained further on data with other class counts: not counted again.
     other = [skewed_batch(7, rare=2), skewed_batch(8, rare=2)]
     trainer(max_steps=1).fit(restored, train_dataloaders=loader(other))
-    assert torch.equal(restored.segmentation_loss.weight, counted)  # type: ignore[arg-type]
+    assert torch.equal(restored.segmentation_loss.weight, counted)
     # Resumed from the checkpoint by a fresh task: the saved numbers.
     fresh = counted_task()
     resume = trainer(max_steps=2, default_root_dir=tmp_path)
