@@ -8,7 +8,8 @@ labels (power 1, or 0.5) without the user counting them. The task builds its
 see :func:`pending_class_weights`); when training starts,
 :func:`install_counted_weights` counts the labelled pixels of the first
 ``class_weight_batches`` batches of the training dataloader (summed over
-processes), computes the weights and writes them into the loss. The weights
+processes; read in the main process, see :func:`count_labels`), computes
+the weights and writes them into the loss. The weights
 are a buffer of the state dict, so a checkpoint keeps them: a resumed or
 loaded model trains with the same numbers and does not count again.
 
@@ -87,13 +88,9 @@ def pending_class_weights(loss: SegmentationLoss, num_classes: int) -> None:
 
 
 def _loaders(dataloaders: Any) -> Iterator[Iterable[Any]]:
-    """The training dataloaders (Lightning allows one, a list or a dict).
+    """The training dataloaders to read (see :func:`count_labels`).
 
-    A :class:`~torch.utils.data.DataLoader` is read through a worker-less copy
-    (same dataset, sampler or batch sampler, and collation):
-    when training starts Lightning already holds the loader's iterator, which
-    with ``persistent_workers`` is the one object the loader hands out, so
-    reading the loader itself would consume the training epoch.
+    Lightning allows one dataloader, a list or a dict.
     """
     if isinstance(dataloaders, Mapping):
         loaders = list(dataloaders.values())
@@ -130,6 +127,12 @@ def count_labels(
     dataloaders: Any, num_classes: int, ignore_index: int | None, max_batches: int
 ) -> Tensor:
     """Labelled pixels per class in the first batches of the training data.
+
+    A :class:`~torch.utils.data.DataLoader` is read through a worker-less copy
+    (same dataset, sampler or batch sampler, and collation): when training
+    starts Lightning already holds the loader's iterator, which with
+    ``persistent_workers`` is the one object the loader hands out, so reading
+    the loader itself would consume the training epoch.
 
     Args:
         dataloaders: Training dataloader(s) yielding batches with a ``mask``.
@@ -196,6 +199,8 @@ def install_counted_weights(
         )
     weights = median_frequency_weights(counts.tolist(), MEDIAN_FREQUENCY_POWERS[name])
     loss.weight.copy_(torch.tensor(weights))
+    if not trainer.is_global_zero:
+        return
     logger.info(
         'class_weights=%r from %d labelled pixels (at most %d training batches): %s',
         name,
