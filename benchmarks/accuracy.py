@@ -1033,6 +1033,32 @@ def class_table(
     return '\n'.join(lines)
 
 
+def weights_table(
+    results: Sequence[RunResult], configs: Sequence[str], class_names: Sequence[str]
+) -> str | None:
+    """Cross-entropy class weights the runs trained with, per seed.
+
+    Args:
+        results: Every run.
+        configs: Row order.
+        class_names: Column order.
+
+    Returns:
+        The markdown table, one row per (configuration, seed) with weights,
+        or None if no run used class weights.
+    """
+    lines = [
+        '| config | seed | ' + ' | '.join(class_names) + ' |',
+        '|' + '|'.join(['---', '---:'] + ['---:'] * len(class_names)) + '|',
+    ]
+    for config in configs:
+        for run in results:
+            if run.config == config and run.class_weights is not None:
+                cells = ' | '.join(f'{w:.2f}' for w in run.class_weights)
+                lines.append(f'| {config} | {run.seed} | {cells} |')
+    return '\n'.join(lines) if len(lines) > 2 else None
+
+
 def check_goals(
     summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
     configs: Sequence[str],
@@ -1486,6 +1512,11 @@ def publish(
             '',
             class_table(results, configs, payload['class_names'], scenarios[0], labels),
             '',
+            *(
+                ['Cross-entropy class weights the runs trained with:', '', weights, '']
+                if (weights := weights_table(results, configs, payload['class_names']))
+                else []
+            ),
             'Training (means over seeds):',
             '',
             training_table(results, configs, total_steps, labels),

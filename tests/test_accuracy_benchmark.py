@@ -535,6 +535,8 @@ def test_weighted_runs_record_the_weights_the_task_counted(
     configs = ['stars_ce_sqrt', 'early_fusion_ce_sqrt', 'early_fusion']
     accuracy.main(['--quick', '--configs', *configs, '--output', str(tmp_path / 'r')])
     runs = json.loads((tmp_path / 'r.json').read_text())['runs']
+    # Counting read its own copy of the loader: every run trained its steps.
+    assert [run['steps'] for run in runs] == [3, 3, 3]
     weights = {run['config']: run['class_weights'] for run in runs}
     assert weights['early_fusion'] is None
     counted = weights['stars_ce_sqrt']
@@ -544,6 +546,10 @@ def test_weighted_runs_record_the_weights_the_task_counted(
     assert 1.0 in counted  # the median class
     # Same seed, same training batches: the baseline trains with the same weights.
     assert weights['early_fusion_ce_sqrt'] == counted
+    report = (tmp_path / 'r.md').read_text()
+    row = '| stars_ce_sqrt | 0 | ' + ' | '.join(f'{w:.2f}' for w in counted) + ' |'
+    assert row in report.splitlines()
+    assert '| early_fusion | 0 |' not in report
 
 
 def test_rare_class_goal_compares_weighted_stars_with_weighted_baselines(
