@@ -9,13 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import pytest
-import rasterio
 import torch
-from rasterio.transform import from_origin
-
-from torchgeo_stars.datamodules.splits import Stripe
 
 SCRIPT = Path(__file__).parents[1] / 'benchmarks' / 'accuracy.py'
 
@@ -513,28 +508,82 @@ def test_per_modality_weights_refuse_early_fusion(accuracy: ModuleType) -> None:
     assert 'weights' not in accuracy.task_arguments('stars', none)
 
 
-def test_balanced_class_weights_come_from_the_training_stripe(
+def test_ce_sqrt_configurations_add_only_the_named_class_weights(
+    accuracy: ModuleType,
+) -> None:
+    setting = accuracy.make_setting(accuracy.parse_args(['--quick']))
+    pairs = {
+        'stars': 'stars_ce_sqrt',
+        'early_fusion': 'early_fusion_ce_sqrt',
+        'moddrop': 'moddrop_ce_sqrt',
+        'shaspec': 'shaspec_ce_sqrt',
+    }
+    for plain, weighted in pairs.items():
+        arguments = accuracy.task_arguments(weighted, setting)
+        assert arguments.pop('class_weights') == 'median_frequency_sqrt'
+        assert arguments == accuracy.task_arguments(plain, setting), weighted
+    balanced = accuracy.task_arguments('stars_ce_balanced', setting)
+    assert balanced['class_weights'] == 'median_frequency'
+    assert set(accuracy.WEIGHTED_BASELINES['stars_ce_sqrt']) == {
+        pairs[b] for b in accuracy.BASELINES
+    }
+
+
+def test_weighted_runs_record_the_weights_the_task_counted(
     accuracy: ModuleType, tmp_path: Path
 ) -> None:
-    # West half: 6 pixels of class 0, 2 of class 1; east half: only class 2.
-    labels = np.full((2, 8), 2, dtype=np.uint8)
-    labels[:, :4] = 0
-    labels[0, :2] = 1
-    labels[1, 3] = 255  # ignored
-    path = tmp_path / 'mask.tif'
-    transform = from_origin(100.0, 50.0, 10.0, 10.0)
-    profile = {'driver': 'GTiff', 'width': 8, 'height': 2, 'count': 1}
-    with rasterio.open(
-        path, 'w', **profile, dtype='uint8', crs='EPSG:32633', transform=transform
-    ) as dst:
-        dst.write(labels, 1)
+    configs = ['stars_ce_sqrt', 'early_fusion_ce_sqrt', 'early_fusion']
+    accuracy.main(['--quick', '--configs', *configs, '--output', str(tmp_path / 'r')])
+    runs = json.loads((tmp_path / 'r.json').read_text())['runs']
+    # Counting read its own copy of the loader: every run trained its steps.
+    assert [run['steps'] for run in runs] == [3, 3, 3]
+    weights = {run['config']: run['class_weights'] for run in runs}
+    assert weights['early_fusion'] is None
+    counted = weights['stars_ce_sqrt']
+    assert len(counted) == 6
+    assert min(counted) > 0
+    assert max(counted) > 1.5  # the rare classes weigh more
+    assert 1.0 in counted  # the median class
+    # Same seed, same training batches: the baseline trains with the same weights.
+    assert weights['early_fusion_ce_sqrt'] == counted
+    report = (tmp_path / 'r.md').read_text()
+    row = '| stars_ce_sqrt | 0 | ' + ' | '.join(f'{w:.2f}' for w in counted) + ' |'
+    assert row in report.splitlines()
+    assert '| early_fusion | 0 |' not in report
 
-    class Module:
-        stripes = {'train': Stripe('train', (100.0, 30.0, 140.0, 50.0), 4)}
 
-    weights = accuracy.training_class_weights(path, Module(), 3)
-    # Counts 5, 2, 0 in the stripe: median frequency is the lower of the two.
-    assert weights == pytest.approx([2 / 5, 1.0, 1.0])
+def test_rare_class_goal_compares_weighted_stars_with_weighted_baselines(
+    accuracy: ModuleType,
+) -> None:
+    scenarios = ['a+b', 'a', 'b']
+
+    def stats(*values: float) -> dict[str, dict[str, float]]:
+        return {
+            s: {'mean': v, 'std': 0.0, 'min': v, 'max': v}
+            for s, v in zip(scenarios, values, strict=True)
+        }
+
+    rare = {
+        'stars_ce_sqrt': stats(30.0, 20.0, 10.0),
+        'early_fusion_ce_sqrt': stats(20.0, 16.0, 8.0),
+        'shaspec_ce_sqrt': stats(26.0, 18.0, 2.0),
+    }
+    summary = {'miou': rare, 'mf1': rare, 'rare_iou': rare}
+    goals = accuracy.check_goals(summary, list(rare), scenarios)
+    assert len(goals) == 4
+    goal = goals[-1]
+    assert goal['goal'].startswith('stars_ce_sqrt rarest-class IoU >= best of')
+    assert goal['holds'] is False  # only +2.0 over early fusion without b
+    assert goal['detail'] == (
+        'a+b: +4.0 vs shaspec_ce_sqrt; a: +2.0 vs shaspec_ce_sqrt; '
+        'b: +2.0 vs early_fusion_ce_sqrt'
+    )
+    rare['stars_ce_sqrt'] = stats(30.0, 21.0, 11.0)
+    assert accuracy.check_goals(summary, list(rare), scenarios)[-1]['holds'] is True
+    # Without a weighted baseline the goal is not judged.
+    alone = {'stars_ce_sqrt': rare['stars_ce_sqrt']}
+    summary = {'miou': alone, 'mf1': alone, 'rare_iou': alone}
+    assert len(accuracy.check_goals(summary, list(alone), scenarios)) == 3
 
 
 def test_goal_three_is_judged_for_every_sampling_pair(accuracy: ModuleType) -> None:

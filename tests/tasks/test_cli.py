@@ -118,6 +118,7 @@ def test_torchgeo_short_names_still_resolve() -> None:
             'fraction',
         ),
         (['--data.init_args.patch_size', '80'], 'patch'),
+        (['--model.init_args.class_weights', 'inverse'], 'class_weights'),
     ],
 )
 def test_bad_configuration_is_one_line_without_traceback(
@@ -256,3 +257,21 @@ def test_module_entry_point_prints_help() -> None:
     )
     assert result.returncode == 0
     assert 'fit' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ('value', 'expected'),
+    [
+        ('median_frequency_sqrt', 'class_weights: median_frequency_sqrt'),
+        ('[1, 2, 1, 1, 1, 3]', 'class_weights:\n    - 1.0\n    - 2.0'),
+        ('null', 'class_weights: null'),
+    ],
+)
+def test_class_weights_accept_a_name_a_list_or_null(
+    value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ['fit', '--config', str(CONFIG), '--model.init_args.class_weights', value]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, '--print_config'])
+    assert exit_info.value.code == 0
+    assert expected in capsys.readouterr().out

@@ -19,7 +19,6 @@ def check_task_arguments(
     num_classes: int,
     class_names: Sequence[str] | None,
     class_colors: Sequence[Any] | None,
-    class_weights: Sequence[float] | None,
     p_drop: float,
 ) -> None:
     """Check the task's arguments against each other.
@@ -28,8 +27,8 @@ def check_task_arguments(
         modalities: Modality name to band count.
         num_classes: Number of classes.
         class_names: Optional name per class.
-        class_colors: Optional colour per class.
-        class_weights: Optional cross-entropy weight per class.
+        class_colors: Optional colour per class (``class_weights`` is checked
+            by :func:`~torchgeo_stars.tasks.class_weights.check_class_weights`).
         p_drop: Modality dropout probability.
 
     Raises:
@@ -41,7 +40,6 @@ def check_task_arguments(
     per_class = (
         ('class_names', class_names, 'names'),
         ('class_colors', class_colors, 'colours'),
-        ('class_weights', class_weights, 'values'),
     )
     for argument, values, what in per_class:
         if values is not None and len(values) != num_classes:

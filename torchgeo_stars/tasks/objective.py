@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..losses import PSALoss, SegmentationLoss, TranslationAlignmentLoss
 from ..models import SegmentationOutput
+from .class_weights import pending_class_weights
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,20 @@ def build_losses(
             ``psa_positions``, ``psa_memory``, ``num_classes``).
 
     Returns:
-        The segmentation, translation alignment and PSA losses.
+        The segmentation, translation alignment and PSA losses; with
+        ``class_weights`` a name (``'median_frequency'``...), the segmentation
+        loss's weights are pending until
+        :func:`~torchgeo_stars.tasks.class_weights.install_counted_weights`.
     """
     weights = hparams['class_weights']
+    listed = weights is not None and not isinstance(weights, str)
     segmentation = SegmentationLoss(
         ignore_index=hparams['ignore_index'],
-        class_weights=torch.tensor(weights) if weights is not None else None,
+        class_weights=torch.tensor(weights) if listed else None,
         dice_weight=hparams['dice_weight'],
     )
+    if isinstance(weights, str):  # counted when training starts
+        pending_class_weights(segmentation, hparams['num_classes'])
     translation = TranslationAlignmentLoss(stop_gradient=hparams['stop_gradient'])
     psa = PSALoss(
         n_per_class=hparams['n_per_class'],

@@ -15,6 +15,7 @@ from ..models.pretrained import (
     ModalityWeights,
     check_data_against_weights,
 )
+from . import class_weights as counted
 from .checkpoint import DataMetadataHooks
 from .checks import (
     batch_inputs,
@@ -78,7 +79,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         class_names: list[str] | None = None,
         class_colors: list[tuple[int, int, int]] | None = None,
         ignore_index: int | None = None,
-        class_weights: list[float] | None = None,
+        class_weights: list[float] | str | None = None,
+        class_weight_batches: int = 50,
         dice_weight: float = 0.0,
         lambda_tr: float = 1.0,
         lambda_psa: float = 0.1,
@@ -128,7 +130,10 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             class_colors: RGB colours (0..255) per class for plots and GeoTIFF
                 colour tables; defaults to matplotlib's tab20.
             ignore_index: Label value that is not a class and is ignored.
-            class_weights: Cross-entropy weight per class.
+            class_weights: Cross-entropy weight per class, or
+                ``'median_frequency'`` / ``'median_frequency_sqrt'``: counted
+                from the training labels (:mod:`~torchgeo_stars.tasks.class_weights`).
+            class_weight_batches: Training batches counted for those names.
             dice_weight: Weight of an added Dice term (0 disables it).
             lambda_tr: Weight of the translation alignment loss.
             lambda_psa: Weight of the PSA loss.
@@ -157,9 +162,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         Raises:
             ConfigurationError: If the arguments are inconsistent.
         """
-        check_task_arguments(
-            modalities, num_classes, class_names, class_colors, class_weights, p_drop
-        )
+        check_task_arguments(modalities, num_classes, class_names, class_colors, p_drop)
+        counted.check_class_weights(class_weights, num_classes, class_weight_batches)
         check_optimization_arguments(lr, weight_decay, lr_schedule, poly_power)
         self.weights = weights
         self.pretrained_inputs: dict[str, InputExpectation] = {}
@@ -225,6 +229,12 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             patience=hp['patience'],
             total_steps=int(self.trainer.estimated_stepping_batches) if poly else 0,
             poly_power=hp['poly_power'],
+        )
+
+    def on_train_start(self) -> None:
+        """Count the training labels for a named ``class_weights`` (once)."""
+        counted.install_counted_weights(
+            self.segmentation_loss, self.hparams, self.trainer
         )
 
     def _target(self, batch: dict[str, Any]) -> Tensor:
