@@ -188,6 +188,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
         'psa_positions': 'full',
         'model_kwargs': {'alignment_level': 0},
     },
+    'stars_psa_full_level0_random': {
+        'psa_positions': 'full',
+        'psa_sampling': 'random',
+        'model_kwargs': {'alignment_level': 0},
+    },
+    'stars_psa_full_level0_ce_sqrt': {
+        'psa_positions': 'full',
+        'class_weights': 'median_frequency_sqrt',
+        'model_kwargs': {'alignment_level': 0},
+    },
+    'stars_psa_full_level0_ce_sqrt_random': {
+        'psa_positions': 'full',
+        'psa_sampling': 'random',
+        'class_weights': 'median_frequency_sqrt',
+        'model_kwargs': {'alignment_level': 0},
+    },
     'stars_ce_balanced': {'class_weights': 'median_frequency'},
     'stars_no_psa_ce_balanced': {
         'class_weights': 'median_frequency',
@@ -221,6 +237,8 @@ SAMPLING_PAIRS = {
     'stars': 'stars_random_psa',
     'stars_psa_full': 'stars_psa_full_random',
     'stars_psa_full_memory': 'stars_psa_full_memory_random',
+    'stars_psa_full_level0': 'stars_psa_full_level0_random',
+    'stars_psa_full_level0_ce_sqrt': 'stars_psa_full_level0_ce_sqrt_random',
 }
 
 #: Configurations that are baselines (goal 1 compares STARS with the best).

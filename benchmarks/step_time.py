@@ -33,8 +33,10 @@ every modality present in the data, for these configurations:
   shared resnet18).
 * ``stars_shared_<name>`` (with ``--shared-backbones NAME ...``): as
   ``stars`` with ``shared_encoder=NAME``.
-* ``stars_psa_full`` / ``stars_psa_full_memory`` (with ``--minority``): as
-  ``stars`` with ``psa_positions='full'``, and with ``psa_memory=64`` too.
+* ``stars_psa_full`` / ``stars_psa_full_memory`` / ``stars_psa_full_level0``
+  (with ``--minority``): as ``stars`` with ``psa_positions='full'``, and with
+  ``psa_memory=64`` or the embeddings on the stride-4 features
+  (``alignment_level=0``) too.
 * ``stars_timed_losses``: as ``stars``, and also the backward of
   ``lambda_tr * L_tr + lambda_psa * L_psa`` alone, down to the model outputs
   they read (``torch.autograd.grad`` on the translated features and the
@@ -399,6 +401,14 @@ def make_steps(
             device,
             precision,
             task_kwargs={**positions, 'psa_memory': 64},
+        )
+        factories['stars_psa_full_level0'] = functools.partial(
+            stars_step,
+            batch,
+            device,
+            precision,
+            task_kwargs=positions,
+            alignment_level=0,
         )
     if args.unet:
         factories['early_fusion_unet'] = lambda: early_fusion_step(
