@@ -37,7 +37,12 @@ backbone, decoder width, data, number of steps, learning rate and seeds:
   ``stars_psa_full_ce_sqrt``), and the baselines with those softened
   weights, for a fair comparison (``early_fusion_ce_sqrt``,
   ``moddrop_ce_sqrt``, ``shaspec_ce_sqrt``). The weights a run trained with
-  are recorded with its scores.
+  are recorded with its scores. ``'median_frequency_sqrt'`` is the task's
+  default since 2026-11-30, so ``stars`` and the baselines above use it too
+  (the ``_ce_sqrt`` names say so explicitly); ``stars_unweighted``,
+  ``early_fusion_unweighted``, ``moddrop_unweighted`` and
+  ``shaspec_unweighted`` train without class weights, as every configuration
+  did before.
 
 It prints (and with ``--output`` writes as JSON and markdown) two tables, mIoU
 and mF1 in percent, one row per configuration, one column per scenario, as
@@ -230,6 +235,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
         'class_weights': 'median_frequency_sqrt',
     },
     'shaspec_ce_sqrt': {'model': 'shaspec', 'class_weights': 'median_frequency_sqrt'},
+    # Without class weights: the task's default before 2026-11-30 (results
+    # recorded before then under the names above without a suffix).
+    'stars_unweighted': {'class_weights': None},
+    'early_fusion_unweighted': {
+        'model': 'early_fusion',
+        'p_drop': 0.0,
+        'class_weights': None,
+    },
+    'moddrop_unweighted': {'model': 'early_fusion', 'class_weights': None},
+    'shaspec_unweighted': {'model': 'shaspec', 'class_weights': None},
 }
 
 #: Class-balanced PSA configuration to its random-sampling twin (goal 3).

@@ -91,7 +91,9 @@ def test_named_weights_are_median_frequency_of_the_counted_batches(
 ) -> None:
     task = counted_task(model, class_weights=name)
     assert task.segmentation_loss.weight is not None
-    assert torch.isnan(task.segmentation_loss.weight).all()  # not counted yet
+    # Not counted yet: every class weighs one
+    assert not task.segmentation_loss.weights_counted
+    assert torch.equal(task.segmentation_loss.weight, torch.ones(NUM_CLASSES))
     items = batches()
     with caplog.at_level(logging.INFO, logger='torchgeo_stars.tasks.class_weights'):
         trainer(max_steps=1).fit(task, train_dataloaders=loader(items))
@@ -112,7 +114,7 @@ def test_counted_weights_reach_the_training_loss() -> None:
     items = batches()[:1]
     batch = items[0]
     weighted = counted_task(class_weight_batches=1)
-    plain = tiny_task(ignore_index=IGNORE, p_drop=0.0)
+    plain = tiny_task(ignore_index=IGNORE, p_drop=0.0, class_weights=None)
     # The logits of the first training step (same initialisation: tiny_task
     # seeds it; no dropout, batch norm in training mode).
     inputs, available = batch_inputs(batch, MODALITIES)
@@ -144,7 +146,8 @@ def test_counting_leaves_a_persistent_worker_epoch_whole() -> None:
     assert fit.global_step == 3
     weight = task.segmentation_loss.weight
     assert weight is not None
-    assert torch.isfinite(weight).all()
+    assert task.segmentation_loss.weights_counted
+    assert not torch.equal(weight, torch.ones_like(weight))
 
 
 def test_weights_are_saved_and_not_counted_again(tmp_path: Path) -> None:

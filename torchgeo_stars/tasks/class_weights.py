@@ -4,8 +4,10 @@
 ``'median_frequency_sqrt'``) asks the task for
 :func:`~torchgeo_stars.losses.median_frequency_weights` of the training
 labels (power 1, or 0.5) without the user counting them. The task builds its
-:class:`~torchgeo_stars.losses.SegmentationLoss` with *pending* weights (NaN,
-see :func:`pending_class_weights`); when training starts,
+:class:`~torchgeo_stars.losses.SegmentationLoss` with *pending* weights (ones,
+flagged as not counted, see :func:`pending_class_weights`: a task used
+outside a fit, e.g. a single ``training_step``, weighs every class alike);
+when training starts,
 :func:`install_counted_weights` counts the labelled pixels of the first
 ``class_weight_batches`` batches of the training dataloader (summed over
 processes; read in the main process, see :func:`count_labels`), computes
@@ -17,7 +19,6 @@ loaded model trains with the same numbers and does not count again.
 """
 
 import logging
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -72,19 +73,20 @@ def check_class_weights(
 
 
 def pending_class_weights(loss: SegmentationLoss, num_classes: int) -> None:
-    """Give *loss* NaN class weights, saved in the state dict, to be counted.
+    """Give *loss* class weights of one, saved in the state dict, to be counted.
 
     :class:`~torchgeo_stars.losses.SegmentationLoss` keeps weights given as
     numbers out of the state dict (they are hyper-parameters); weights
-    counted from data are not, so here they are a persistent buffer. NaN marks
-    them as not yet counted (a loaded checkpoint replaces them).
+    counted from data are not, so here they are a persistent buffer, with a
+    persistent ``weights_counted`` flag beside them (False until counted; a
+    loaded checkpoint brings its own).
 
     Args:
         loss: The task's segmentation loss, built without class weights.
         num_classes: Number of classes.
     """
-    pending = torch.full((num_classes,), math.nan)
-    loss.register_buffer('weight', pending, persistent=True)
+    loss.register_buffer('weight', torch.ones(num_classes), persistent=True)
+    loss.register_buffer('weights_counted', torch.tensor(False), persistent=True)
 
 
 def _loaders(dataloaders: Any) -> Iterator[Iterable[Any]]:
@@ -180,7 +182,7 @@ def install_counted_weights(
     name = hparams['class_weights']
     if not isinstance(name, str) or loss.weight is None:
         return
-    if torch.isfinite(loss.weight).all():
+    if bool(getattr(loss, 'weights_counted', True)):  # counted, or loaded
         return
     batches = hparams['class_weight_batches']
     counts = count_labels(
@@ -199,6 +201,7 @@ def install_counted_weights(
         )
     weights = median_frequency_weights(counts.tolist(), MEDIAN_FREQUENCY_POWERS[name])
     loss.weight.copy_(torch.tensor(weights))
+    loss.get_buffer('weights_counted').fill_(True)
     if not trainer.is_global_zero:
         return
     logger.info(

@@ -79,7 +79,7 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         class_names: list[str] | None = None,
         class_colors: list[tuple[int, int, int]] | None = None,
         ignore_index: int | None = None,
-        class_weights: list[float] | str | None = None,
+        class_weights: list[float] | str | None = 'median_frequency_sqrt',
         class_weight_batches: int = 50,
         dice_weight: float = 0.0,
         lambda_tr: float = 1.0,
@@ -103,8 +103,7 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
 
         Args:
             modalities: Modality name to its band count, in the order of the
-                data's ``available`` flags (e.g. ``{'optical': 4, 'sar': 2,
-                'dsm': 1}``).
+                data's ``available`` flags (``{'optical': 4, 'sar': 2, ...}``).
             num_classes: Number of classes (labels are ``0..num_classes-1``,
                 besides *ignore_index*).
             model: ``'stars'``, or a baseline: ``'early_fusion'``, ``'shaspec'``.
@@ -130,9 +129,10 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
             class_colors: RGB colours (0..255) per class for plots and GeoTIFF
                 colour tables; defaults to matplotlib's tab20.
             ignore_index: Label value that is not a class and is ignored.
-            class_weights: Cross-entropy weight per class, or
-                ``'median_frequency'`` / ``'median_frequency_sqrt'``: counted
-                from the training labels (:mod:`~torchgeo_stars.tasks.class_weights`).
+            class_weights: Cross-entropy weight per class, None, or
+                ``'median_frequency'`` / ``'median_frequency_sqrt'`` (default),
+                counted from the training labels
+                (:mod:`~torchgeo_stars.tasks.class_weights`).
             class_weight_batches: Training batches counted for those names.
             dice_weight: Weight of an added Dice term (0 disables it).
             lambda_tr: Weight of the translation alignment loss.
