@@ -532,14 +532,15 @@ def test_ce_sqrt_configurations_add_only_the_named_class_weights(
 def test_weighted_runs_record_the_weights_the_task_counted(
     accuracy: ModuleType, tmp_path: Path
 ) -> None:
-    configs = ['stars_ce_sqrt', 'early_fusion_ce_sqrt', 'early_fusion']
+    # stars: the task's default weights (median_frequency_sqrt)
+    configs = ['stars', 'early_fusion_ce_sqrt', 'early_fusion_unweighted']
     accuracy.main(['--quick', '--configs', *configs, '--output', str(tmp_path / 'r')])
     runs = json.loads((tmp_path / 'r.json').read_text())['runs']
     # Counting read its own copy of the loader: every run trained its steps.
     assert [run['steps'] for run in runs] == [3, 3, 3]
     weights = {run['config']: run['class_weights'] for run in runs}
-    assert weights['early_fusion'] is None
-    counted = weights['stars_ce_sqrt']
+    assert weights['early_fusion_unweighted'] is None
+    counted = weights['stars']
     assert len(counted) == 6
     assert min(counted) > 0
     assert max(counted) > 1.5  # the rare classes weigh more
@@ -547,9 +548,9 @@ def test_weighted_runs_record_the_weights_the_task_counted(
     # Same seed, same training batches: the baseline trains with the same weights.
     assert weights['early_fusion_ce_sqrt'] == counted
     report = (tmp_path / 'r.md').read_text()
-    row = '| stars_ce_sqrt | 0 | ' + ' | '.join(f'{w:.2f}' for w in counted) + ' |'
+    row = '| stars | 0 | ' + ' | '.join(f'{w:.2f}' for w in counted) + ' |'
     assert row in report.splitlines()
-    assert '| early_fusion | 0 |' not in report
+    assert '| early_fusion_unweighted | 0 |' not in report
 
 
 def test_rare_class_goal_compares_weighted_stars_with_weighted_baselines(
