@@ -1,5 +1,7 @@
 """Tests of pairing modality datasets by geographic extent."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +115,19 @@ def test_and_chain_any_length_and_order(
     assert set(sample) == KEYS | {'image_height', 'available'}
     assert torch.equal(sample['image_height'], sample['image_dsm'])
     assert sample['available'].shape == (4,)
+
+
+def test_and_logs_torchgeo_conversions_instead_of_printing(
+    optical: OpticalRaster,
+    sar: SARRaster,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # SAR is in Web Mercator at 28 m: TorchGeo converts it and says so
+    with caplog.at_level(logging.DEBUG, logger='torchgeo_stars.datasets.intersection'):
+        optical & sar
+    assert 'Converting' not in capsys.readouterr().out
+    assert any('Converting SARRaster CRS' in r.getMessage() for r in caplog.records)
 
 
 def test_and_same_modality_twice_is_an_error(optical: OpticalRaster) -> None:

@@ -9,6 +9,9 @@ sampling) but joins samples with :func:`collate_modalities`, which keeps each
 invalid pixels and adds the ``available`` flags.
 """
 
+import contextlib
+import io
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 
@@ -22,6 +25,8 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
 from .keys import AVAILABLE, IMAGE_PREFIX, SHARED_KEYS
+
+logger = logging.getLogger(__name__)
 
 
 def fill_invalid(image: Tensor, fill: Tensor | None = None) -> tuple[Tensor, bool]:
@@ -264,17 +269,24 @@ class ModalityIntersection(IntersectionDataset):
             TypeError: if either dataset is not a GeoDataset.
         """
         self.spatial_only = spatial_only
+        # TorchGeo prints a line (with the whole WKT) for every CRS or
+        # resolution it converts; they go to the debug log instead
+        messages = io.StringIO()
         try:
-            super().__init__(
-                dataset1,
-                dataset2,
-                spatial_only=spatial_only,
-                collate_fn=collate_fn,
-                transforms=transforms,
-            )
+            with contextlib.redirect_stdout(messages):
+                super().__init__(
+                    dataset1,
+                    dataset2,
+                    spatial_only=spatial_only,
+                    collate_fn=collate_fn,
+                    transforms=transforms,
+                )
         except RuntimeError as err:
             temporal = 'temporal' in str(err)
             raise no_overlap_error(dataset1, dataset2, temporal) from err
+        finally:
+            for line in messages.getvalue().splitlines():
+                logger.debug('%s', line)
 
     @property
     def modalities(self) -> tuple[str, ...]:
