@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
 from torch import Tensor
 
@@ -84,3 +85,16 @@ def scene_data_args(patch_size: int = 16, batch_size: int = 2) -> list[str]:
         '--model.init_args.n_per_class',
         '8',
     ]
+
+
+def trainer(**kwargs: Any) -> lightning.Trainer:
+    """A quiet CPU trainer (no logger, checkpoints or progress bar)."""
+    options: dict[str, Any] = {
+        'accelerator': 'cpu',
+        'logger': False,
+        'enable_progress_bar': False,
+        'enable_checkpointing': False,
+        'enable_model_summary': False,
+    }
+    options.update(kwargs)
+    return lightning.Trainer(**options)

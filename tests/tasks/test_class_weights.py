@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning
 import numpy as np
 import pytest
 import torch
@@ -19,7 +18,7 @@ from torchgeo_stars.models import SegmentationOutput
 from torchgeo_stars.tasks.checks import batch_inputs
 from torchgeo_stars.tasks.class_weights import count_labels
 
-from .helpers import MODALITIES, NUM_CLASSES, random_batch, tiny_task
+from .helpers import MODALITIES, NUM_CLASSES, random_batch, tiny_task, trainer
 
 IGNORE = 255
 
@@ -53,18 +52,6 @@ def loader(items: list[dict[str, Tensor]], workers: int = 0) -> DataLoader[Any]:
 def numpy_counts(items: list[dict[str, Tensor]]) -> list[int]:
     labels = np.concatenate([item['mask'].numpy().ravel() for item in items])
     return np.bincount(labels[labels != IGNORE], minlength=NUM_CLASSES).tolist()
-
-
-def trainer(**kwargs: Any) -> lightning.Trainer:
-    options: dict[str, Any] = {
-        'accelerator': 'cpu',
-        'logger': False,
-        'enable_progress_bar': False,
-        'enable_checkpointing': False,
-        'enable_model_summary': False,
-    }
-    options.update(kwargs)
-    return lightning.Trainer(**options)
 
 
 def counted_task(model: str = 'stars', **kwargs: Any) -> STARSSegmentationTask:

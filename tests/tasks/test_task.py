@@ -2,7 +2,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning
 import numpy as np
 import pytest
 import torch
@@ -13,24 +12,12 @@ from torchgeo_stars import STARSSegmentationTask
 from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.tasks import modality_scenarios, scenario_name
 
-from .helpers import MODALITIES, NUM_CLASSES, random_batch, tiny_task
+from .helpers import MODALITIES, NUM_CLASSES, random_batch, tiny_task, trainer
 
 
 def one_batch_loader(batch: dict[str, Tensor]) -> DataLoader[Any]:
     """A DataLoader that yields exactly *batch*."""
     return DataLoader([batch], batch_size=None)  # type: ignore[arg-type]
-
-
-def trainer(**kwargs: Any) -> lightning.Trainer:
-    options: dict[str, Any] = {
-        'accelerator': 'cpu',
-        'logger': False,
-        'enable_progress_bar': False,
-        'enable_checkpointing': False,
-        'enable_model_summary': False,
-    }
-    options.update(kwargs)
-    return lightning.Trainer(**options)
 
 
 def numpy_scores(
