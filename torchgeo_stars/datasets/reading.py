@@ -293,7 +293,6 @@ def read_onto_grid(
 
     file_transform = src_transform
     window = None
-    scales: dict[str, float] = {}
     if src_transform.b == 0 and src_transform.d == 0:
         # Read only the part of the file that covers the window (plus a margin
         # for the interpolation kernel); rotated files are read whole
@@ -314,7 +313,6 @@ def read_onto_grid(
         except WindowError:
             return None
         src_transform = window_transform(window, src_transform)
-        scales = _kernel_scales(src_crs, file_transform, dst_crs, bounds, shape)
     array = _read_valid(src, band_indexes, window, dtype, mark_invalid)
     invalid = bool(np.isnan(array).any())
     if (
@@ -328,6 +326,11 @@ def read_onto_grid(
         )
         if resampled is not None:
             return resampled
+    scales = (
+        _kernel_scales(src_crs, file_transform, dst_crs, bounds, shape)
+        if window is not None
+        else {}
+    )
     out = np.full((array.shape[0], height, width), np.nan, dtype=dtype)
     # GDAL's nodata-aware warp kernel is about twice as slow as the plain one;
     # it is only needed when some source pixel is invalid
