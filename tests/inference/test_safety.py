@@ -3,6 +3,7 @@
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,6 +44,22 @@ def rasters(tmp_path: Path) -> dict[str, Path]:
         'optical': write_raster(folder / 'a.tif', optical),
         'sar': write_raster(tmp_path / 'sar.tif', sar),
     }
+
+
+def predict_api(inputs: dict[str, Path], output: Path, **options: Any) -> Path:
+    """``predict_geotiff`` with a pixel model of *inputs*' modalities, small patches."""
+    modalities = {name: MODALITIES.get(name, 3) for name in inputs}
+    settings: dict[str, Any] = {'patch_size': 32, 'overlap': 8, **options}
+    return predict_geotiff(
+        PixelModel(modalities, 2),
+        inputs,
+        output,
+        modalities=modalities,
+        class_names=['a', 'b'],
+        device='cpu',
+        progress=False,
+        **settings,
+    )
 
 
 def run(checkpoint: Path, output: Path, *extra: str) -> int:
@@ -125,32 +142,12 @@ def test_an_all_nodata_input_is_an_error(tmp_path: Path) -> None:
         tmp_path / 'empty.tif', np.zeros((3, 40, 50), np.float32), nodata=0
     )
     with pytest.raises(DataError, match=r'optical input .*empty.tif: no valid pixel'):
-        predict_geotiff(
-            PixelModel({'optical': 3}, 2),
-            {'optical': empty},
-            tmp_path / 'out.tif',
-            modalities={'optical': 3},
-            class_names=['a', 'b'],
-            patch_size=32,
-            overlap=8,
-            device='cpu',
-            progress=False,
-        )
+        predict_api({'optical': empty}, tmp_path / 'out.tif')
     assert not (tmp_path / 'out.tif').exists()
     # NaN everywhere (no nodata value) is just as empty.
     nan = write_raster(tmp_path / 'nan.tif', np.full((3, 40, 50), np.nan, np.float32))
     with pytest.raises(DataError, match=r'nan\.tif: no valid pixel'):
-        predict_geotiff(
-            PixelModel({'optical': 3}, 2),
-            {'optical': nan},
-            tmp_path / 'out.tif',
-            modalities={'optical': 3},
-            class_names=['a', 'b'],
-            patch_size=32,
-            overlap=8,
-            device='cpu',
-            progress=False,
-        )
+        predict_api({'optical': nan}, tmp_path / 'out.tif')
 
 
 def test_an_empty_input_beside_others_is_a_warning(
@@ -181,16 +178,8 @@ def test_an_empty_input_beside_others_is_a_warning(
     # Alone, the SAR file sets the output area to its own extent: valid there.
     assert run(fake_checkpoint, tmp_path / 'x.tif', '--sar', str(partial)) == 0
     with pytest.warns(DataWarning, match='partial.tif'):
-        predict_geotiff(
-            PixelModel(MODALITIES, 2),
-            {'optical': rasters['optical'], 'sar': partial},
-            tmp_path / 'api.tif',
-            modalities=MODALITIES,
-            class_names=['a', 'b'],
-            patch_size=32,
-            overlap=8,
-            device='cpu',
-            progress=False,
+        predict_api(
+            {'optical': rasters['optical'], 'sar': partial}, tmp_path / 'api.tif'
         )
 
 
@@ -198,16 +187,11 @@ def test_join_refuses_an_output_that_is_a_part(tmp_path: Path) -> None:
     data = np.random.default_rng(0).normal(size=(3, 600, 20)).astype(np.float32)
     raster = write_raster(tmp_path / 'tall.tif', data)
     parts = [
-        predict_geotiff(
-            PixelModel({'optical': 3}, 2),
+        predict_api(
             {'optical': raster},
             tmp_path / f'part{shard}.tif',
-            modalities={'optical': 3},
-            class_names=['a', 'b'],
             patch_size=64,
             overlap=16,
-            device='cpu',
-            progress=False,
             num_shards=2,
             shard=shard,
         )
