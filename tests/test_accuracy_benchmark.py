@@ -112,20 +112,25 @@ def write_result(path: Path, setting: dict[str, Any], config: str) -> Path:
     return path
 
 
+#: A result file's setting as the first harness wrote it (before the
+#: vehicle scale, STARS arguments, precision and time limit existed).
+OLDEST_SETTING: dict[str, Any] = {
+    'seeds': [0],
+    'steps': 120,
+    'epochs': 1,
+    'size': 384,
+    'patch_size': 64,
+    'batch_size': 8,
+    'scene_seed': 0,
+    'backbone': 'resnet18',
+    'lr': 0.001,
+}
+
+
 def test_merge_reads_files_older_than_the_new_options(
     accuracy: ModuleType, tmp_path: Path
 ) -> None:
-    old = {
-        'seeds': [0],
-        'steps': 120,
-        'epochs': 1,
-        'size': 384,
-        'patch_size': 64,
-        'batch_size': 8,
-        'scene_seed': 0,
-        'backbone': 'resnet18',
-        'lr': 0.001,
-    }
+    old = dict(OLDEST_SETTING)
     new = {**old, 'seeds': [1], 'vehicle_scale': 1.0, 'stars_args': {}}
     a = write_result(tmp_path / 'old.json', old, 'stars')
     b = write_result(tmp_path / 'new.json', new, 'stars')
@@ -143,17 +148,7 @@ def test_merge_reads_files_older_than_the_new_options(
 def test_merge_refuses_another_precision_or_time_limit(
     accuracy: ModuleType, tmp_path: Path
 ) -> None:
-    base = {
-        'seeds': [0],
-        'steps': 120,
-        'epochs': 1,
-        'size': 384,
-        'patch_size': 64,
-        'batch_size': 8,
-        'scene_seed': 0,
-        'backbone': 'resnet18',
-        'lr': 0.001,
-    }
+    base = dict(OLDEST_SETTING)
     old = write_result(tmp_path / 'old.json', base, 'stars')
     same = write_result(
         tmp_path / 'same.json',
