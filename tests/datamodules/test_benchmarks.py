@@ -238,17 +238,9 @@ def test_configs_match_their_datamodules(cls: type[BenchmarkDataModule]) -> None
     assert model['ignore_index'] == 255
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('cls', list(MODULES))
-def test_fit_and_test_fast_dev_run_with_the_config_on_the_fixture(
-    cls: type[BenchmarkDataModule], tmp_path: Path
-) -> None:
-    root = copy_fixture(cls.dataset_type, tmp_path)
-    overrides = [
-        '--config',
-        str(ROOT / 'examples' / 'configs' / MODULES[cls]),
-        '--data.init_args.root',
-        str(root),
+def fast_dev_run_overrides(tmp_path: Path) -> list[str]:
+    """CLI overrides for a tiny, quiet one-batch fit or test on a fixture."""
+    return [
         '--data.init_args.patch_size',
         str(PATCH),
         '--data.init_args.batch_size',
@@ -267,6 +259,21 @@ def test_fit_and_test_fast_dev_run_with_the_config_on_the_fixture(
         str(tmp_path),
         '--trainer.enable_progress_bar',
         'false',
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cls', list(MODULES))
+def test_fit_and_test_fast_dev_run_with_the_config_on_the_fixture(
+    cls: type[BenchmarkDataModule], tmp_path: Path
+) -> None:
+    root = copy_fixture(cls.dataset_type, tmp_path)
+    overrides = [
+        '--config',
+        str(ROOT / 'examples' / 'configs' / MODULES[cls]),
+        '--data.init_args.root',
+        str(root),
+        *fast_dev_run_overrides(tmp_path),
     ]
     assert main(['fit', *overrides]) == 0
     assert (root / 'torchgeo_stars_statistics.json').exists()
@@ -336,24 +343,7 @@ def test_potsdam_config_fits_with_the_ndsm(tmp_path: Path) -> None:
         '[optical, dsm, ndsm]',
         '--model.init_args.modalities',
         '{optical: 4, dsm: 1, ndsm: 1}',
-        '--data.init_args.patch_size',
-        str(PATCH),
-        '--data.init_args.batch_size',
-        '2',
-        '--data.init_args.num_workers',
-        '0',
-        '--data.init_args.statistics_samples',
-        '4',
-        '--model.init_args.model_kwargs',
-        TINY_MODEL_YAML,
-        '--trainer.fast_dev_run',
-        'true',
-        '--trainer.accelerator',
-        'cpu',
-        '--trainer.default_root_dir',
-        str(tmp_path),
-        '--trainer.enable_progress_bar',
-        'false',
+        *fast_dev_run_overrides(tmp_path),
     ]
     assert main(['fit', *overrides]) == 0
     cached = json.loads((root / 'torchgeo_stars_statistics.json').read_text())
