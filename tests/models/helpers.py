@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
 from torchgeo_stars.models import STARS, EarlyFusion, ShaSpec, to_channels_last
@@ -80,3 +81,19 @@ def capture_fusion(model: nn.Module) -> Iterator[list[tuple[Any, ...]]]:
         yield calls
     finally:
         handle.remove()
+
+
+def random_encoder_state(in_channels: int, seed: int) -> dict[str, Tensor]:
+    """A resnet18 state dict with distinct random values and a classifier head,
+    laid out like TorchGeo's (timm) checkpoints."""
+    encoder = get_encoder('resnet18', in_channels=in_channels, weights=None)
+    generator = torch.Generator().manual_seed(seed)
+    state = {
+        key: torch.randn(value.shape, generator=generator)
+        if value.is_floating_point()
+        else value.clone()
+        for key, value in encoder.state_dict().items()
+    }
+    state['fc.weight'] = torch.randn(10, 512, generator=generator)
+    state['fc.bias'] = torch.randn(10, generator=generator)
+    return state

@@ -27,25 +27,9 @@ from torchgeo_stars.models.pretrained import (
     torchgeo_weights,
 )
 
-from .helpers import NUM_CLASSES, SMALL, STARS_SMALL, THREE
+from .helpers import NUM_CLASSES, SMALL, STARS_SMALL, THREE, random_encoder_state
 
 S2_BANDS = ResNet18_Weights.SENTINEL2_ALL_MOCO.meta['bands']
-
-
-def random_encoder_state(in_channels: int, seed: int) -> dict[str, Tensor]:
-    """A resnet18 state dict with distinct random values and a classifier head,
-    laid out like TorchGeo's (timm) checkpoints."""
-    encoder = get_encoder('resnet18', in_channels=in_channels, weights=None)
-    generator = torch.Generator().manual_seed(seed)
-    state = {
-        key: torch.randn(value.shape, generator=generator)
-        if value.is_floating_point()
-        else value.clone()
-        for key, value in encoder.state_dict().items()
-    }
-    state['fc.weight'] = torch.randn(10, 512, generator=generator)
-    state['fc.bias'] = torch.randn(10, generator=generator)
-    return state
 
 
 #: What the patched ``get_state_dict`` returns, per weights: their own band count.

@@ -10,8 +10,6 @@ import segmentation_models_pytorch.encoders as smp_encoders
 import torch
 import yaml
 from lightning.pytorch.cli import LightningCLI
-from segmentation_models_pytorch.encoders import get_encoder
-from torch import Tensor
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
@@ -19,25 +17,11 @@ from torchgeo_stars import STARSSegmentationTask
 from torchgeo_stars.main import main
 from torchgeo_stars.models.pretrained import canonical_band
 
+from ..models.helpers import random_encoder_state
 from .helpers import CONFIG, MODALITIES, NUM_CLASSES, TINY_MODEL, scene_data_args
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / 'examples' / 'configs' / 'sentinel1_sentinel2.yaml'
-
-
-def random_encoder_state(in_channels: int, seed: int) -> dict[str, Tensor]:
-    """Random resnet18 encoder weights with a classifier head (TorchGeo layout)."""
-    encoder = get_encoder('resnet18', in_channels=in_channels, weights=None)
-    generator = torch.Generator().manual_seed(seed)
-    state = {
-        key: torch.randn(value.shape, generator=generator)
-        if value.is_floating_point()
-        else value.clone()
-        for key, value in encoder.state_dict().items()
-    }
-    state['fc.weight'] = torch.randn(10, 512, generator=generator)
-    state['fc.bias'] = torch.randn(10, generator=generator)
-    return state
 
 
 S2_STATE = random_encoder_state(13, seed=1)
