@@ -22,7 +22,14 @@ paired samples per second at each patch size for:
   training loader end to end (random patches, statistics filling, collation;
   an epoch of ``--samples`` patches after a warm-up epoch, workers kept
   alive), with its default number of workers, with 0 and with 2 workers:
-  batches/s and samples/s.
+  batches/s and samples/s; and the same loader over ready-made copies of
+  one of its samples (nothing read: the cost of collating in a worker and
+  handing the batch over through shared memory, which bounds what workers
+  can gain).
+
+At each size the script also times (b)'s later passes in two processes at
+once against one process alone: whether the read path itself scales with
+cores.
 
 (a), (b) and (c) read the same windows, drawn by the sampler over (b) and
 moved onto the optical pixel grid, as the datamodule's samplers draw them
@@ -41,6 +48,7 @@ Usage::
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -53,6 +61,7 @@ from typing import Any
 
 import rasterio
 import torch
+from torch.utils.data import DataLoader, Dataset
 from torchgeo.datasets import GeoDataset, RasterDataset
 from torchgeo.samplers import RandomGeoSampler
 
@@ -127,33 +136,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def loader_rate(
-    images: dict[str, Path],
-    mask: Path,
-    size: int,
-    samples: int,
-    batch_size: int,
-    workers: int,
+def time_loader(
+    loader: DataLoader[dict[str, torch.Tensor]], batch_size: int
 ) -> tuple[float, float, float | None]:
-    """(d): batches/s, samples/s and CPU ms per sample of the training loader.
+    """Batches/s, samples/s and CPU ms per sample of one epoch after a warm-up.
 
     The CPU time is the main process's plus its workers' (None where
     ``/proc`` is not available): on a machine shared with other work, the
     wall-clock gain of workers is bounded by the cores they get, while the CPU
     time per sample shows whether workers add overhead.
     """
-    datamodule = MultimodalDataModule(
-        {name: str(images[name].parent) for name in MODALITIES},
-        str(mask.parent),
-        batch_size=batch_size,
-        patch_size=size,
-        length=samples,
-        num_workers=workers,
-        val_fraction=0.1,
-        test_fraction=0.1,
-    )
-    datamodule.setup('fit')
-    loader = datamodule.train_dataloader()
     for _ in loader:  # warm-up epoch: workers start, files open
         pass
     iterator = getattr(loader, '_iterator', None)  # persistent workers' iterator
@@ -174,6 +166,127 @@ def loader_rate(
     return batches / elapsed, batches * batch_size / elapsed, cpu_ms
 
 
+def training_datamodule(
+    images: dict[str, Path],
+    mask: Path,
+    size: int,
+    samples: int,
+    batch_size: int,
+    workers: int,
+) -> MultimodalDataModule:
+    """The datamodule of (d), set up for training."""
+    datamodule = MultimodalDataModule(
+        {name: str(images[name].parent) for name in MODALITIES},
+        str(mask.parent),
+        batch_size=batch_size,
+        patch_size=size,
+        length=samples,
+        num_workers=workers,
+        val_fraction=0.1,
+        test_fraction=0.1,
+    )
+    datamodule.setup('fit')
+    return datamodule
+
+
+def loader_rate(
+    images: dict[str, Path],
+    mask: Path,
+    size: int,
+    samples: int,
+    batch_size: int,
+    workers: int,
+) -> tuple[float, float, float | None]:
+    """(d): batches/s, samples/s and CPU ms per sample of the training loader."""
+    datamodule = training_datamodule(images, mask, size, samples, batch_size, workers)
+    return time_loader(datamodule.train_dataloader(), batch_size)
+
+
+class ReadySamples(Dataset[dict[str, torch.Tensor]]):
+    """Copies of one sample: a loader that has nothing to read."""
+
+    def __init__(self, sample: dict[str, torch.Tensor], length: int) -> None:
+        self.sample = sample
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value.clone() for key, value in self.sample.items()}
+
+
+def handover_rate(
+    images: dict[str, Path],
+    mask: Path,
+    size: int,
+    samples: int,
+    batch_size: int,
+    workers: int,
+) -> tuple[float, float, float | None]:
+    """What workers cost alone: (d)'s loader with ready samples instead of reads.
+
+    The samples have the training loader's keys, shapes and dtypes, and are
+    collated the same way; with workers each batch is still collated in a
+    worker and handed to the main process through shared memory, so the
+    figures bound what (d) can reach with that many workers however fast
+    the reads are.
+    """
+    datamodule = training_datamodule(images, mask, size, samples, batch_size, 0)
+    batch = next(iter(datamodule.train_dataloader()))
+    sample = {key: value[0].clone() for key, value in batch.items()}
+    loader = DataLoader(
+        ReadySamples(sample, samples),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=datamodule.collate_fn,
+        persistent_workers=workers > 0,
+    )
+    return time_loader(loader, batch_size)
+
+
+def _timed_pass(
+    images: dict[str, Path],
+    mask: Path,
+    windows: Sequence[Any],
+    start: Any,
+    results: Any,
+) -> None:
+    """One process of :func:`read_scaling`: a first pass, then a timed one."""
+    torch.set_num_threads(1)
+    dataset = project_pairs(images, mask)
+    rate(dataset, windows)  # first pass: warps the tiles
+    start.wait()
+    results.put(rate(dataset, windows))
+
+
+def read_scaling(images: dict[str, Path], mask: Path, windows: Sequence[Any]) -> float:
+    """(b)'s later passes in two processes at once over one process alone.
+
+    Each process builds its own datasets, reads the windows once (warping
+    its tiles), waits for the other, then times a second pass: the total
+    samples/s of two processes over that of one shows whether the read path
+    itself scales with cores, with no hand-over between processes.
+    """
+    context = multiprocessing.get_context('fork')
+    totals = []
+    for processes in (1, 2):
+        start = context.Barrier(processes)
+        results = context.Queue()
+        children = [
+            context.Process(
+                target=_timed_pass, args=(images, mask, windows, start, results)
+            )
+            for _ in range(processes)
+        ]
+        for child in children:
+            child.start()
+        totals.append(sum(float(results.get()) for _ in children))
+        for child in children:
+            child.join()
+    return totals[1] / totals[0]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as markdown tables."""
     lines = [
@@ -192,20 +305,30 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         '',
-        '| patch | training loader | batches/s | samples/s | CPU ms / sample |',
-        '|---|---|---:|---:|---:|',
+        '| patch | loader | workers | batches/s | samples/s | CPU ms / sample |',
+        '|---|---|---|---:|---:|---:|',
     ]
     for row in results['loaders']:
         ms = row['cpu_ms_per_sample']
         cpu = '' if ms is None else f'{ms:.1f}'
         lines.append(
-            f'| {row["size"]} px | {row["workers"]} workers{row["note"]} '
+            f'| {row["size"]} px | {row["loader"]} | {row["workers"]}{row["note"]} '
             f'| {row["batches_per_s"]:.2f} | {row["samples_per_s"]:.1f} '
             f'| {cpu} |'
         )
     lines.append('')
     for size, ratio in results['worker_scaling'].items():
         lines.append(f'- {size} px: 2 workers / 0 workers = {ratio:.2f} (samples/s)')
+    for row in results['datasets']:
+        lines.append(
+            f'- {row["size"]} px: (b) later passes in 2 processes at once / '
+            f'1 process = {row["b_two_processes"]:.2f} (total samples/s)'
+        )
+    lines.append(
+        "- ready samples: the training loader's samples (keys, shapes, dtypes) "
+        'copied instead of read, collated and handed over as in training: '
+        'what the workers cost with nothing to read.'
+    )
     lines.append(
         f'- align_rasters: {results["align_s_per_mpx"]:.3f} s per output megapixel '
         '(all modalities)'
@@ -265,6 +388,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             for key in keys:
                 rates[key].append(rate(built[key], windows))
         row = {'size': size, **{k: statistics.median(v) for k, v in rates.items()}}
+        row['b_two_processes'] = read_scaling(images, mask, windows)
         print(row, flush=True)
         rows.append(row)
 
@@ -273,15 +397,20 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     default = default_num_workers()
     for size in args.sizes:
         per_workers = {}
-        for workers in sorted({0, 2, default}):
-            batches_per_s, samples_per_s, cpu_ms = loader_rate(
+        runs = [(loader_rate, w) for w in sorted({0, 2, default})]
+        runs += [(handover_rate, w) for w in sorted({2, default})]
+        for measure_loader, workers in runs:
+            batches_per_s, samples_per_s, cpu_ms = measure_loader(
                 images, mask, size, args.samples, args.batch_size, workers
             )
-            per_workers[workers] = samples_per_s
+            reads = measure_loader is loader_rate
+            if reads:
+                per_workers[workers] = samples_per_s
             note = ' (default)' if workers == default else ''
             loaders.append(
                 {
                     'size': size,
+                    'loader': 'training' if reads else 'ready samples',
                     'workers': workers,
                     'note': note,
                     'batches_per_s': batches_per_s,

@@ -31,6 +31,7 @@ from torchgeo_stars.datasets import (
     SARRaster,
     pair_modalities,
 )
+from torchgeo_stars.datasets.intersection import fill_invalid
 from torchgeo_stars.errors import ConfigurationError, DataError
 
 from .geodata_utils import (
@@ -483,3 +484,30 @@ def test_paired_dataset_type_and_grid_setters(
     sample = dataset[window(0, 0, 16, 16)]
     assert sample['image_optical'].shape == (4, 8, 8)
     assert sample['image_sar'].shape == (2, 8, 8)
+
+
+def test_fill_invalid_replaces_every_non_finite_pixel() -> None:
+    image = torch.ones(2, 4, 4)
+    image[0, 1, 2] = float('nan')
+    image[1, 3, 3] = float('inf')
+    image[1, 0, 0] = -float('inf')
+    filled, ok = fill_invalid(image, torch.tensor([5.0, 7.0]))
+    assert ok
+    assert torch.isfinite(filled).all()
+    assert filled[0, 1, 2] == 5.0
+    assert filled[1, 3, 3] == 7.0
+    assert filled[1, 0, 0] == 7.0
+    assert (filled == 1).sum() == image.numel() - 3
+
+
+def test_fill_invalid_keeps_finite_pixels_whose_sum_overflows() -> None:
+    image = torch.full((1, 2, 2), 3e38)  # float32 sum overflows to inf
+    filled, ok = fill_invalid(image)
+    assert ok
+    assert filled is image
+
+
+def test_fill_invalid_without_any_valid_pixel_is_zero() -> None:
+    filled, ok = fill_invalid(torch.full((1, 2, 2), float('nan')))
+    assert not ok
+    assert torch.equal(filled, torch.zeros(1, 2, 2))

@@ -47,6 +47,12 @@ def test_window_matches_torchgeo_sample() -> None:
         window(3, 5, 16, 8),  # x and y only
         (*window(0, 0, 4, 4), slice(pd.Timestamp('2023-01-01'), None)),
         (slice(X0 + 10.0, X0 + 90.0, 20.0), slice(Y0 - 60.0, Y0, 20.0)),
+        # a sampler's window: every extent given, no step (resolved without
+        # the dataset's bounds)
+        (
+            *window(2, 1, 8, 8),
+            slice(pd.Timestamp('2020-01-01'), pd.Timestamp('2030-01-01')),
+        ),
     ):
         sample = dataset[index]
         grid = window_grid(dataset, index)

@@ -18,6 +18,7 @@ this module (and its tests), nothing else.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,7 @@ class WindowGrid:
             round((self.x.stop - self.x.start) / self.x.step),
         )
 
-    @property
+    @cached_property
     def transform(self) -> Affine:
         """North-up affine transform of the window's pixels (TorchGeo's)."""
         transform: Affine = from_origin(self.x.start, self.y.stop, *self.step)
@@ -107,6 +108,20 @@ def window_grid(dataset: GeoDataset, index: GeoSlice) -> WindowGrid:
     Returns:
         The resolved window.
     """
+    parts = (index,) if isinstance(index, slice) else tuple(index)
+    if len(parts) == 3 and all(
+        part.start is not None and part.stop is not None for part in parts
+    ):
+        # What samplers yield: every extent given, steps left out. The steps
+        # TorchGeo fills in are the resolution and 1, so the dataset's bounds
+        # (recomputed from the whole index on each call) are not needed.
+        x, y, t = parts
+        xres, yres = dataset.res
+        return WindowGrid(
+            slice(x.start, x.stop, xres if x.step is None else x.step),
+            slice(y.start, y.stop, yres if y.step is None else y.step),
+            slice(t.start, t.stop, 1 if t.step is None else t.step),
+        )
     x, y, t = dataset._disambiguate_slice(index)
     return WindowGrid(x, y, t)
 
