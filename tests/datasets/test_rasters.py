@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
+from pyproj import CRS
 from rasterio.enums import Resampling
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import Sample
@@ -21,7 +22,7 @@ from torchgeo_stars.datasets import (
 )
 from torchgeo_stars.errors import ConfigurationError, DataError
 
-from .geodata_utils import CORRUPT, MULTIMODAL, SENTINEL2, window
+from .geodata_utils import CORRUPT, MULTIMODAL, OPTICAL_REGEX, SENTINEL2, window
 
 S2_REGEX = r'^T(?P<tile>\w{5})_(?P<date>\d{8})_(?P<band>B\d{2})\.tif$'
 
@@ -321,3 +322,23 @@ def test_missing_band_file(tmp_path: Path) -> None:
             separate_files=True,
             all_bands=['B02', 'B03', 'B04', 'B08'],
         )
+
+
+def test_crs_follows_the_setter(optical: OpticalRaster) -> None:
+    utm32 = CRS.from_epsg(32632)
+    reference = OpticalRaster(
+        MULTIMODAL / 'optical', filename_regex=OPTICAL_REGEX, crs=utm32
+    )
+    assert optical.crs == CRS.from_epsg(32631)  # looked up and kept
+    optical[window(4, 4, 8, 8)]  # file query prepared in the old CRS
+    optical.crs = utm32  # as TorchGeo's ``&`` sets it
+    assert optical.crs == utm32
+    assert optical.crs is optical.index.crs
+    x, y, _ = reference.bounds
+    index = (slice(x.start, x.start + 80, 10.0), slice(y.stop - 80, y.stop, 10.0))
+    moved, expected = optical[index], reference[index]
+    assert torch.equal(moved['bounds'], expected['bounds'])
+    assert torch.isfinite(expected['image_optical']).any()
+    assert torch.allclose(
+        moved['image_optical'], expected['image_optical'], equal_nan=True
+    )

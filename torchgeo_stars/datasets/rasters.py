@@ -228,6 +228,30 @@ class ConfigurableRaster(RasterDataset):
         if self.separate_files:
             self._check_band_files()
 
+    @property
+    def crs(self) -> CRS:
+        """CRS of the dataset (TorchGeo's), kept between calls.
+
+        TorchGeo reads it from the index's geometry column, a pandas lookup
+        that would cost more than a cached window's copy; it is looked up
+        again when the index is replaced or the CRS set.
+
+        Returns:
+            The CRS of the index.
+        """
+        cached = self.__dict__.get('_index_crs')
+        if cached is None or cached[0] is not self.index:
+            crs: CRS = GeoDataset.crs.fget(self)  # type: ignore[attr-defined]
+            cached = self.__dict__['_index_crs'] = (self.index, crs)
+        return cached[1]
+
+    @crs.setter
+    def crs(self, new_crs: CRS) -> None:
+        """Change the CRS as TorchGeo does (the index is reprojected)."""
+        self.__dict__.pop('_index_crs', None)
+        GeoDataset.crs.fset(self, new_crs)  # type: ignore[attr-defined]
+        self.__dict__.pop('_index_crs', None)
+
     # Configuration helpers -------------------------------------------------
 
     @property

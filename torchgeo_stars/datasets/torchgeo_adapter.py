@@ -28,7 +28,6 @@ import torch
 from affine import Affine
 from geopandas import GeoDataFrame
 from rasterio.io import DatasetReader
-from rasterio.transform import from_origin
 from torch import Tensor
 from torchgeo.datasets import GeoDataset, RasterDataset
 from torchgeo.datasets.utils import GeoSlice
@@ -72,8 +71,9 @@ class WindowGrid:
     @cached_property
     def transform(self) -> Affine:
         """North-up affine transform of the window's pixels (TorchGeo's)."""
-        transform: Affine = from_origin(self.x.start, self.y.stop, *self.step)
-        return transform
+        # rasterio's from_origin, built directly (the same six numbers)
+        xres, yres = self.step
+        return Affine(xres, 0.0, self.x.start, 0.0, -yres, self.y.stop)
 
     def bounds_tensor(self) -> Tensor:
         """TorchGeo's ``bounds`` sample entry (``GeoDataset._slice_to_tensor``).
@@ -143,9 +143,9 @@ class _IndexQuery:
         self.filepaths = [str(path) for path in frame['filepath']]
         self._by_time: dict[tuple[Any, Any, Any], np.ndarray[Any, Any]] = {}
 
-    def is_for(self, frame: GeoDataFrame) -> bool:
+    def is_for(self, dataset: GeoDataset) -> bool:
         # to_crs(inplace=True), as TorchGeo's crs setter does, sets a new CRS
-        return frame is self.frame and frame.crs is self.crs
+        return dataset.index is self.frame and dataset.crs is self.crs
 
     def files(self, window: WindowGrid) -> list[str]:
         x, y, t = window.x, window.y, window.t
@@ -181,7 +181,7 @@ def files_in_window(dataset: RasterDataset, window: WindowGrid) -> list[str]:
         File paths, in index order (possibly empty).
     """
     query = dataset.__dict__.get('_index_query')
-    if not isinstance(query, _IndexQuery) or not query.is_for(dataset.index):
+    if not isinstance(query, _IndexQuery) or not query.is_for(dataset):
         query = dataset.__dict__['_index_query'] = _IndexQuery(dataset.index)
     return query.files(window)
 
