@@ -282,9 +282,13 @@ class PSALoss(nn.Module):
         batch = first.shape[0]
         columns = available.shape[-1] if single_view else len(names)
         if available.ndim != 2 or available.shape != (batch, columns):
+            wanted = (
+                f'({batch}, M), one column per modality of the model'
+                if single_view
+                else f'({batch}, {len(names)}), one column per modality {names}'
+            )
             raise ConfigurationError(
-                f'PSALoss: available has shape {tuple(available.shape)}; give'
-                f' ({batch}, {len(names)}), one column per modality {names}.'
+                f'PSALoss: available has shape {tuple(available.shape)}; give {wanted}.'
             )
         if mask.ndim == 4 and mask.shape[1] == 1:
             mask = mask[:, 0]
