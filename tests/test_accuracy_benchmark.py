@@ -80,7 +80,7 @@ def test_decoder_psa_configurations_differ_only_in_sampling(
     accuracy: ModuleType,
 ) -> None:
     from torchgeo_stars import STARSSegmentationTask
-    from torchgeo_stars.models.embedding import FUSED_VIEW
+    from torchgeo_stars.models import FUSED_VIEW
 
     setting = accuracy.make_setting(accuracy.parse_args(['--quick']))
     balanced = accuracy.task_arguments('stars_psa_decoder', setting)

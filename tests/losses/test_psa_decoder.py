@@ -9,8 +9,7 @@ from torch import Tensor, nn
 
 from torchgeo_stars.errors import ConfigurationError
 from torchgeo_stars.losses import PSALoss
-from torchgeo_stars.models import STARS
-from torchgeo_stars.models.embedding import FUSED_VIEW
+from torchgeo_stars.models import FUSED_VIEW, STARS
 from torchgeo_stars.models.outputs import SegmentationOutput
 
 from ..tasks.helpers import TINY_MODEL, tiny_task

@@ -30,7 +30,7 @@ class SegmentationOutput:
             ``(B, D, H_a, W_a)`` at the alignment scale, for the PSA loss; rows
             are valid where the modality is available. With
             :attr:`fused_embeddings`, one entry instead
-            (:data:`~torchgeo_stars.models.embedding.FUSED_VIEW`): embeddings
+            (:data:`~torchgeo_stars.models.FUSED_VIEW`): embeddings
             of the decoder's features, valid on every row.
         embedding_stride: Input pixels per embedding cell (the alignment
             scale's stride), or None when there are no embeddings; a cell
