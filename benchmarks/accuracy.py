@@ -28,7 +28,11 @@ backbone, decoder width, data, number of steps, learning rate and seeds:
   ``stars_psa_full_random``, ``stars_psa_full_memory`` (plus a memory of 64
   embeddings per class and modality) and its twin
   ``stars_psa_full_memory_random``, ``stars_psa_full_level0`` (embeddings at
-  stride 4), and class-balanced cross-entropy (the task's
+  stride 4), ``stars_psa_decoder`` and its twin ``stars_psa_decoder_random``
+  (embeddings of the decoder's features the class head reads,
+  ``psa_features='decoder'``, one fused view contrasted within itself, at
+  full-resolution positions, with the default class weights), and
+  class-balanced cross-entropy (the task's
   ``class_weights='median_frequency'``: median-frequency weights the task
   counts on the training batches; not PSA): ``stars_ce_balanced`` (with the
   default PSA), ``stars_no_psa_ce_balanced`` (without PSA),
@@ -209,6 +213,17 @@ CONFIGS: dict[str, dict[str, Any]] = {
         'class_weights': 'median_frequency_sqrt',
         'model_kwargs': {'alignment_level': 0},
     },
+    # PSA on the decoder's features the class head reads (one fused view),
+    # with the task's default class weights (median_frequency_sqrt).
+    'stars_psa_decoder': {
+        'psa_positions': 'full',
+        'model_kwargs': {'psa_features': 'decoder'},
+    },
+    'stars_psa_decoder_random': {
+        'psa_positions': 'full',
+        'psa_sampling': 'random',
+        'model_kwargs': {'psa_features': 'decoder'},
+    },
     'stars_ce_balanced': {'class_weights': 'median_frequency'},
     'stars_no_psa_ce_balanced': {
         'class_weights': 'median_frequency',
@@ -254,6 +269,7 @@ SAMPLING_PAIRS = {
     'stars_psa_full_memory': 'stars_psa_full_memory_random',
     'stars_psa_full_level0': 'stars_psa_full_level0_random',
     'stars_psa_full_level0_ce_sqrt': 'stars_psa_full_level0_ce_sqrt_random',
+    'stars_psa_decoder': 'stars_psa_decoder_random',
 }
 
 #: Configurations that are baselines (goal 1 compares STARS with the best).

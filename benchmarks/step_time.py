@@ -34,9 +34,10 @@ every modality present in the data, for these configurations:
 * ``stars_shared_<name>`` (with ``--shared-backbones NAME ...``): as
   ``stars`` with ``shared_encoder=NAME``.
 * ``stars_psa_full`` / ``stars_psa_full_memory`` / ``stars_psa_full_level0``
-  (with ``--minority``): as ``stars`` with ``psa_positions='full'``, and with
-  ``psa_memory=64`` or the embeddings on the stride-4 features
-  (``alignment_level=0``) too.
+  / ``stars_psa_decoder`` (with ``--minority``): as ``stars`` with
+  ``psa_positions='full'``, and with ``psa_memory=64``, the embeddings on the
+  stride-4 features (``alignment_level=0``) or on the decoder's features the
+  class head reads (``psa_features='decoder'``) too.
 * ``stars_timed_losses``: as ``stars``, and also the backward of
   ``lambda_tr * L_tr + lambda_psa * L_psa`` alone, down to the model outputs
   they read (``torch.autograd.grad`` on the translated features and the
@@ -332,7 +333,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--minority',
         action='store_true',
         help='also time STARS with PSA on full-resolution positions '
-        "(psa_positions='full'), with and without a 64-per-class memory",
+        "(psa_positions='full'), with and without a 64-per-class memory, "
+        "on the stride-4 specific features and on the decoder's features",
     )
     parser.add_argument(
         '--shared-backbones',
@@ -409,6 +411,14 @@ def make_steps(
             precision,
             task_kwargs=positions,
             alignment_level=0,
+        )
+        factories['stars_psa_decoder'] = functools.partial(
+            stars_step,
+            batch,
+            device,
+            precision,
+            task_kwargs=positions,
+            psa_features='decoder',
         )
     if args.unet:
         factories['early_fusion_unet'] = lambda: early_fusion_step(

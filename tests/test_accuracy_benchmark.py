@@ -76,6 +76,36 @@ def test_stars_args_reach_stars_configurations_only(accuracy: ModuleType) -> Non
         assert 'alignment_level' not in baseline['model_kwargs']
 
 
+def test_decoder_psa_configurations_differ_only_in_sampling(
+    accuracy: ModuleType,
+) -> None:
+    from torchgeo_stars import STARSSegmentationTask
+    from torchgeo_stars.models import FUSED_VIEW
+
+    setting = accuracy.make_setting(accuracy.parse_args(['--quick']))
+    balanced = accuracy.task_arguments('stars_psa_decoder', setting)
+    random = accuracy.task_arguments('stars_psa_decoder_random', setting)
+    assert accuracy.SAMPLING_PAIRS['stars_psa_decoder'] == 'stars_psa_decoder_random'
+    assert balanced['model_kwargs']['psa_features'] == 'decoder'
+    assert balanced['psa_positions'] == 'full'
+    assert 'psa_sampling' not in balanced  # the task's default, 'balanced'
+    assert 'class_weights' not in balanced  # the task's default
+    assert random.pop('psa_sampling') == 'random'
+    assert random == balanced
+    task = STARSSegmentationTask(
+        modalities={'optical': 4, 'sar': 2, 'dsm': 1},
+        num_classes=6,
+        ignore_index=255,
+        **balanced,
+    )
+    assert task.hparams['psa_sampling'] == 'balanced'
+    assert task.hparams['class_weights'] == 'median_frequency_sqrt'
+    assert task.psa_loss.positions == 'full'
+    heads = task.model.embedding_heads
+    assert heads is not None
+    assert list(heads.heads) == [FUSED_VIEW]
+
+
 @pytest.mark.parametrize(
     ('item', 'match'),
     [('n_per_class', 'KEY=VALUE'), ('=3', 'KEY=VALUE'), ('epochs=3', 'epochs')],

@@ -113,14 +113,34 @@ class PSALoss(nn.Module):
        ``(i, j, p)`` terms; both ``(i, j)`` and ``(j, i)`` enter, so it is
        symmetric over modality pairs.
 
+    *Single view* (``single_view=True``, what STARS gives with
+    ``psa_features='decoder'``: one embedding map of the fused features the
+    class head reads, not one per modality): there is no modality pair, so
+    the view is contrasted with itself, the supervised contrastive loss of
+    Khosla et al. (2020). A position counts where its sample has any
+    modality. Every sampled position ``p`` is an anchor, its candidates
+    :math:`C(p)` are the other sampled positions (``p`` itself excluded) and
+    the view's memory, its positives :math:`P(p) \subseteq C(p)` those of
+    the same class; with :math:`s(p, q) = z(p) \cdot z(q) / \tau`,
+
+    .. math::
+
+        \ell(p) = -\frac{1}{|P(p)|} \sum_{q \in P(p)}
+        \log \frac{\exp s(p, q)}{\sum_{q' \in C(p)} \exp s(p, q')},
+
+    and the loss is the mean over the anchors with a positive. This is the
+    cross-modal term with ``i = j`` and the self-pair removed, computed by
+    the same code.
+
     The memory keeps, per modality and class, the *memory_size* most recent
     sampled embeddings (detached: no gradient reaches them or flows through
     them). It is filled in training mode only, after the loss is computed, so
     a class present in few batches still has positives and negatives in later
     steps. It is not saved in checkpoints (it is rebuilt within a few steps).
 
-    When fewer than two modalities are available anywhere, or no anchor has a
-    positive, the loss is a zero still connected to the embeddings' graph.
+    When fewer than two modalities are available anywhere (cross-modal), or
+    no anchor has a positive, the loss is a zero still connected to the
+    embeddings' graph.
     Steps 3-5 run in float32 with autocast off, also under mixed precision.
 
     .. versionadded:: 0.1
@@ -205,21 +225,27 @@ class PSALoss(nn.Module):
         available: Tensor,
         generator: torch.Generator | None = None,
         stride: float | None = None,
+        single_view: bool = False,
     ) -> Tensor:
         """Compute the loss (and, in training mode, update the memory).
 
         Args:
             embeddings: Modality name to pixel embeddings ``(B, D, h, w)``, all
                 of one shape; the dict's key order is the modality order of
-                ``available``.
+                ``available``. With *single_view*, exactly one entry.
             mask: Integer labels ``(B, H, W)`` at any resolution.
             available: Boolean ``(B, M)`` availability, columns in the order
-                of ``embeddings``.
+                of ``embeddings``; with *single_view*, of the model's
+                modalities (any ``M``): only rows with none are left out.
             generator: Random source for the pixel sampling; the global one
                 when ``None``.
             stride: Input pixels per embedding cell, for ``positions='full'``
                 (the model's :attr:`SegmentationOutput.embedding_stride`);
                 None: the map spans the mask exactly (``H / h``).
+            single_view: Whether *embeddings* is one view to contrast within
+                itself (the model's
+                :attr:`~torchgeo_stars.models.SegmentationOutput.fused_embeddings`)
+                rather than one view per modality.
 
         Returns:
             Scalar loss.
@@ -241,6 +267,11 @@ class PSALoss(nn.Module):
                 f'PSALoss: embeddings[{names[0]!r}] has shape {tuple(first.shape)};'
                 ' give (B, D, h, w).'
             )
+        if single_view and len(names) != 1:
+            raise ConfigurationError(
+                f'PSALoss: single_view is set but embeddings has {len(names)}'
+                f' entries {names}; give the one fused view.'
+            )
         for name in names:
             if embeddings[name].shape != first.shape:
                 raise ConfigurationError(
@@ -249,10 +280,15 @@ class PSALoss(nn.Module):
                     f' has {tuple(first.shape)}; give all at one shape.'
                 )
         batch = first.shape[0]
-        if available.shape != (batch, len(names)):
+        columns = available.shape[-1] if single_view else len(names)
+        if available.ndim != 2 or available.shape != (batch, columns):
+            wanted = (
+                f'({batch}, M), one column per modality of the model'
+                if single_view
+                else f'({batch}, {len(names)}), one column per modality {names}'
+            )
             raise ConfigurationError(
-                f'PSALoss: available has shape {tuple(available.shape)}; give'
-                f' ({batch}, {len(names)}), one column per modality {names}.'
+                f'PSALoss: available has shape {tuple(available.shape)}; give {wanted}.'
             )
         if mask.ndim == 4 and mask.shape[1] == 1:
             mask = mask[:, 0]
@@ -260,7 +296,7 @@ class PSALoss(nn.Module):
             raise ConfigurationError(
                 f'PSALoss: mask has shape {tuple(mask.shape)}; give ({batch}, H, W).'
             )
-        if len(names) < 2:
+        if len(names) < 2 and not single_view:
             return zero
 
         available = available.bool()
@@ -271,9 +307,14 @@ class PSALoss(nn.Module):
             sampled_labels, sample_of, features = self._sample(
                 embeddings, mask, available, generator, stride
             )
-            present = available[sample_of].T  # (M, N)
+            if single_view:  # the fused view exists where any modality does
+                present = available.any(dim=1)[sample_of][None]  # (1, N)
+            else:
+                present = available[sample_of].T  # (M, N)
             memory = self._memory(names, first.shape[1], first.device)
-            loss = self._contrast(features, sampled_labels, present, memory, zero)
+            loss = self._contrast(
+                features, sampled_labels, present, memory, zero, single_view
+            )
         if memory is not None and self.training:
             self._remember(features, sampled_labels, present)
         return loss
@@ -382,15 +423,19 @@ class PSALoss(nn.Module):
         present: Tensor,
         memory: tuple[Tensor, Tensor, Tensor] | None,
         zero: Tensor,
+        single_view: bool,
     ) -> Tensor:
-        """The SupCon mean over modality pairs and anchors.
+        """The SupCon mean over view pairs and anchors.
 
         Args:
-            features: Per modality, ``(N, D)`` normalised embeddings.
+            features: Per view (modality), ``(N, D)`` normalised embeddings.
             labels: ``(N,)`` labels of the positions.
-            present: Boolean ``(M, N)``: the position's sample has the modality.
+            present: Boolean ``(M, N)``: the position's sample has the view.
             memory: What :meth:`_memory` returns, or None.
             zero: A zero connected to the embeddings' graph.
+            single_view: Contrast the one view with itself, each anchor's own
+                position excluded from its candidates, instead of every
+                ordered pair of distinct views.
 
         Returns:
             Scalar loss.
@@ -407,24 +452,31 @@ class PSALoss(nn.Module):
         fill = torch.finfo(dtype).min / 4
         total = zero.to(dtype)
         count = torch.zeros((), dtype=torch.long, device=labels.device)
-        for i in range(len(features)):
-            for j in range(len(features)):
-                if i == j:
-                    continue
-                keys, candidate = features[j], present[j]
-                if memory is not None:
-                    keys = torch.cat([keys, remembered[j].to(dtype)])
-                    candidate = torch.cat([candidate, filled[j]])
-                logits = features[i] @ keys.T / self.temperature
-                positive = present[i][:, None] & candidate[None, :] & same_class
-                n_positive = positive.sum(dim=1)
-                log_norm = torch.logsumexp(
-                    logits.masked_fill(~candidate[None, :], fill), dim=1
+        views = range(len(features))
+        pairs = (
+            [(0, 0)]
+            if single_view
+            else [(i, j) for i in views for j in views if i != j]
+        )
+        for i, j in pairs:
+            keys, candidate = features[j], present[j]
+            if memory is not None:
+                keys = torch.cat([keys, remembered[j].to(dtype)])
+                candidate = torch.cat([candidate, filled[j]])
+            allowed = candidate[None, :]  # (1 or N, N + memory)
+            if i == j:  # an anchor is never its own candidate
+                itself = torch.eye(
+                    len(labels), len(keys), dtype=torch.bool, device=labels.device
                 )
-                mean_positive = (logits * positive).sum(dim=1) / n_positive.clamp_min(1)
-                anchor = n_positive > 0
-                total = total + torch.where(anchor, log_norm - mean_positive, 0.0).sum()
-                count = count + anchor.sum()
+                allowed = allowed & ~itself
+            logits = features[i] @ keys.T / self.temperature
+            positive = present[i][:, None] & allowed & same_class
+            n_positive = positive.sum(dim=1)
+            log_norm = torch.logsumexp(logits.masked_fill(~allowed, fill), dim=1)
+            mean_positive = (logits * positive).sum(dim=1) / n_positive.clamp_min(1)
+            anchor = n_positive > 0
+            total = total + torch.where(anchor, log_norm - mean_positive, 0.0).sum()
+            count = count + anchor.sum()
         return total / count.clamp_min(1)
 
     @torch.no_grad()

@@ -4,7 +4,7 @@ from .availability import Availability, modality_dropout, resolve_availability
 from .base import SegmentationModel, to_channels_last
 from .baselines import EarlyFusion, ShaSpec
 from .decoder import FPNSegmentationDecoder, pad_to_multiple
-from .embedding import EmbeddingHeads
+from .embedding import FUSED_VIEW, EmbeddingHeads
 from .encoders import (
     EncoderPyramid,
     SharedBackbone,
@@ -22,6 +22,7 @@ from .stars import STARS
 from .translation import CrossModalTranslation, TranslatorBank
 
 __all__ = [
+    'FUSED_VIEW',
     'MODELS',
     'STARS',
     'Availability',

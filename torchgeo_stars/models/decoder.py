@@ -124,8 +124,33 @@ class FPNSegmentationDecoder(nn.Module):
             Logits ``(B, K, H, W)``: upsampled (bilinear) to the padded size,
             then cropped.
         """
-        logits = cast(Tensor, self.head(self.decoder(list(features))))
+        return self.decode(features, padded_size, output_size)[0]
+
+    def decode(
+        self,
+        features: Sequence[Tensor],
+        padded_size: tuple[int, int],
+        output_size: tuple[int, int],
+    ) -> tuple[Tensor, Tensor]:
+        """Class scores and the features the segmentation head reads.
+
+        One decoder pass gives both, so a loss on the head's input (PSA with
+        ``psa_features='decoder'``) costs no second decoding.
+
+        Args:
+            features: The four decoder scales, finest first.
+            padded_size: ``(H', W')`` of the padded input the features come from.
+            output_size: ``(H, W)`` of the unpadded input.
+
+        Returns:
+            The logits of :meth:`forward`, and the merged segmentation-block
+            output ``(B, segmentation_channels, h, w)`` at the finest decoder
+            scale of the padded input (after the decoder's dropout, as the
+            head reads it), not cropped.
+        """
+        merged = cast(Tensor, self.decoder(list(features)))
+        logits = cast(Tensor, self.head(merged))
         logits = F.interpolate(
             logits, size=padded_size, mode='bilinear', align_corners=False
         )
-        return crop_to(logits, *output_size)
+        return crop_to(logits, *output_size), merged

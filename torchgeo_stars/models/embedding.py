@@ -1,9 +1,20 @@
 """Per-modality pixel embedding heads for the PSA loss."""
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+#: Features the PSA embedding heads read: each modality's specific ``s_m`` or
+#: shared ``h_m`` features (one embedding per modality), or the decoder's
+#: merged segmentation-block output, the class head's input (one fused view).
+PSAFeatures = Literal['specific', 'shared', 'decoder']
+
+#: Name of the single embedding head, and of the single entry of
+#: :attr:`~torchgeo_stars.models.SegmentationOutput.embeddings`, with
+#: ``psa_features='decoder'``.
+FUSED_VIEW = 'fused'
 
 
 class EmbeddingHeads(nn.Module):
@@ -22,8 +33,10 @@ class EmbeddingHeads(nn.Module):
         """Build the heads.
 
         Args:
-            modalities: Modality names.
-            in_channels: Specific channels at the alignment scale.
+            modalities: Modality names (or ``[FUSED_VIEW]``: one head on the
+                decoder's features).
+            in_channels: Channels of the features read (at the alignment
+                scale, or the decoder's segmentation width).
             dim: Embedding dimension ``D`` (also the hidden width).
 
         Raises:
@@ -45,11 +58,11 @@ class EmbeddingHeads(nn.Module):
         )
 
     def forward(self, features: Tensor, modality: str) -> Tensor:
-        """Embed one modality's specific features.
+        """Embed one modality's (or the fused view's) features.
 
         Args:
             features: ``(B, C, h, w)`` at the alignment scale.
-            modality: Modality name.
+            modality: Modality name (or :data:`FUSED_VIEW`).
 
         Returns:
             Unit-norm (over channels) embeddings ``(B, D, h, w)``.

@@ -28,10 +28,16 @@ class SegmentationOutput:
             source is available.
         embeddings: Modality name to L2-normalised pixel embeddings
             ``(B, D, H_a, W_a)`` at the alignment scale, for the PSA loss; rows
-            are valid where the modality is available.
+            are valid where the modality is available. With
+            :attr:`fused_embeddings`, one entry instead
+            (:data:`~torchgeo_stars.models.FUSED_VIEW`): embeddings
+            of the decoder's features, valid on every row.
         embedding_stride: Input pixels per embedding cell (the alignment
             scale's stride), or None when there are no embeddings; a cell
             ``(r, c)`` covers input pixels ``[r * stride, (r + 1) * stride)``.
+        fused_embeddings: Whether :attr:`embeddings` is the single fused view
+            of the decoder (``psa_features='decoder'``), which the PSA loss
+            contrasts within itself, rather than one view per modality.
     """
 
     logits: Tensor
@@ -40,3 +46,4 @@ class SegmentationOutput:
     translated: dict[tuple[str, str], list[Tensor]] = field(default_factory=dict)
     embeddings: dict[str, Tensor] = field(default_factory=dict)
     embedding_stride: int | None = None
+    fused_embeddings: bool = False

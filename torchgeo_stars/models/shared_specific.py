@@ -1,7 +1,6 @@
 """Shared-specific segmentation: the pipeline common to STARS and ShaSpec."""
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -11,7 +10,7 @@ from .availability import Availability, resolve_availability
 from .base import SegmentationModel
 from .batching import row_index, scatter_rows, take_rows
 from .decoder import FPNSegmentationDecoder, PaddingMode, crop_to, pad_to_multiple
-from .embedding import EmbeddingHeads
+from .embedding import FUSED_VIEW, EmbeddingHeads, PSAFeatures
 from .encoders import NUM_DECODER_SCALES, SharedEncoder, SpecificEncoders
 from .fusion import ResidualFusion, SCSEFusion
 from .outputs import SegmentationOutput
@@ -68,8 +67,9 @@ class SharedSpecificSegmenter(SegmentationModel):
         fusion: The per-scale fusion.
         embedding_heads: The PSA embedding heads, or None.
         alignment_level: Decoder scale the embedding heads read (0 = finest).
-        psa_features: Features the embedding heads read, ``'specific'`` or
-            ``'shared'``.
+        psa_features: Features the embedding heads read, ``'specific'``,
+            ``'shared'`` (one head per modality) or ``'decoder'`` (one head
+            on the decoder's segmentation-block output).
         decoder: FPN decoder and segmentation head.
     """
 
@@ -105,16 +105,17 @@ class SharedSpecificSegmenter(SegmentationModel):
         self.translation: CrossModalTranslation | None = None
         self.embedding_heads: EmbeddingHeads | None = None
         self.alignment_level = 0
-        self.psa_features: Literal['specific', 'shared'] = 'specific'
+        self.psa_features: PSAFeatures = 'specific'
 
-    def set_alignment(
-        self, level: int, features: Literal['specific', 'shared']
-    ) -> None:
+    def set_alignment(self, level: int, features: PSAFeatures) -> None:
         """Choose the scale and the features the PSA embedding heads read.
 
         Args:
-            level: Decoder scale, 0 = finest (negative counts from the coarsest).
-            features: ``'specific'`` (``s_m``) or ``'shared'`` (``h_m``).
+            level: Decoder scale, 0 = finest (negative counts from the
+                coarsest); not used with ``'decoder'``, whose features are at
+                the finest decoder scale.
+            features: ``'specific'`` (``s_m``), ``'shared'`` (``h_m``) or
+                ``'decoder'`` (the fused features the class head reads).
 
         Raises:
             ConfigurationError: If *level* or *features* is invalid.
@@ -124,9 +125,10 @@ class SharedSpecificSegmenter(SegmentationModel):
                 f'alignment_level must index one of the {NUM_DECODER_SCALES} decoder '
                 f'scales (0 = finest), got {level}.'
             )
-        if features not in ('specific', 'shared'):
+        if features not in ('specific', 'shared', 'decoder'):
             raise ConfigurationError(
-                f"psa_features must be 'specific' or 'shared', got {features!r}."
+                "psa_features must be 'specific', 'shared' or 'decoder', got"
+                f' {features!r}.'
             )
         self.alignment_level = level % NUM_DECODER_SCALES
         self.psa_features = features
@@ -156,7 +158,9 @@ class SharedSpecificSegmenter(SegmentationModel):
                 still computed for the alignment outputs.
             return_alignment: Whether to fill the alignment fields of the
                 output (real specific features, translations, embeddings,
-                for the translation and PSA losses). None (default): in
+                for the translation and PSA losses; with
+                ``psa_features='decoder'`` the embeddings come from the
+                decoder's features of this very pass). None (default): in
                 training mode only. False saves their cost in training when
                 no alignment loss is used; True computes them in evaluation.
 
@@ -181,11 +185,13 @@ class SharedSpecificSegmenter(SegmentationModel):
         specific = _full_batch(specific_sub, index, state.batch_size)
         shared = _full_batch(shared_sub, index, state.batch_size)
         translated = self._translate(state, specific, specific_sub, index, training)
-        logits = self._segment(state, specific, shared, translated)
+        logits, decoded = self._segment(state, specific, shared, translated)
         output = SegmentationOutput(logits=logits, available=state.available)
         if alignment:
-            embedded = specific_sub if self.psa_features == 'specific' else shared_sub
-            self._fill_alignment(output, state, specific, embedded, index, translated)
+            embedded = shared_sub if self.psa_features == 'shared' else specific_sub
+            self._fill_alignment(
+                output, state, specific, embedded, index, translated, decoded
+            )
         return output
 
     def forward_scenarios(
@@ -261,7 +267,7 @@ class SharedSpecificSegmenter(SegmentationModel):
             }
             translated = self._translate(sub_state, sub_specific, {}, {}, False)
             results.append(
-                self._segment(sub_state, sub_specific, sub_shared, translated)
+                self._segment(sub_state, sub_specific, sub_shared, translated)[0]
             )
         return results
 
@@ -271,7 +277,7 @@ class SharedSpecificSegmenter(SegmentationModel):
         specific: Mapping[str, Pyramid],
         shared: Mapping[str, Pyramid],
         translated: Mapping[tuple[str, str], Pyramid],
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         """Recover the missing features, fuse every modality's and decode.
 
         Args:
@@ -281,17 +287,17 @@ class SharedSpecificSegmenter(SegmentationModel):
             translated: Translated features (see :meth:`_translate`).
 
         Returns:
-            Logits ``(B, K, H, W)``.
+            Logits ``(B, K, H, W)`` and the features the class head read
+            (see :meth:`FPNSegmentationDecoder.decode`).
         """
         fused_specific, fused_shared = self._recover(
             state, specific, shared, translated
         )
-        logits: Tensor = self.decoder(
+        return self.decoder.decode(
             self.fusion(fused_specific, fused_shared),
             self._padded_size(state),
             (state.height, state.width),
         )
-        return logits
 
     def _padded_size(self, state: Availability) -> tuple[int, int]:
         """Input size padded to the encoder stride."""
@@ -459,6 +465,7 @@ class SharedSpecificSegmenter(SegmentationModel):
         embedded: Mapping[str, Pyramid],
         index: Mapping[str, Tensor | None],
         translated: Mapping[tuple[str, str], Pyramid],
+        decoded: Tensor,
     ) -> None:
         """Fill the alignment fields of *output*, cropped to the input extent.
 
@@ -470,10 +477,12 @@ class SharedSpecificSegmenter(SegmentationModel):
             output: The output to complete.
             state: The batch's availability.
             specific: Full-batch specific features per encoded modality.
-            embedded: The features the PSA heads read (specific or shared), on
-                the encoded rows only.
+            embedded: The per-modality features the PSA heads read (specific
+                or shared), on the encoded rows only.
             index: Encoded row indices per modality.
             translated: Translated features per ordered pair.
+            decoded: The decoder's features the class head read (the one
+                view embedded with ``psa_features='decoder'``).
         """
         heads = self.embedding_heads
         if heads is None:
@@ -488,8 +497,17 @@ class SharedSpecificSegmenter(SegmentationModel):
 
         level = self.alignment_level
         zeros = [torch.zeros_like(f) for f in reference]
+        fused = self.psa_features == 'decoder'
+        if fused:
+            output.embeddings[FUSED_VIEW] = crop(heads(decoded, FUSED_VIEW))
+            output.embedding_stride = padded_height // decoded.shape[-2]
+            output.fused_embeddings = True
+        else:
+            output.embedding_stride = padded_height // reference[level].shape[-2]
         for name in self.modality_names:
             output.specific[name] = [crop(f) for f in specific.get(name, zeros)]
+            if fused:
+                continue
             if name in embedded:
                 embedding = scatter_rows(
                     heads(embedded[name][level], name), index[name], state.batch_size
@@ -500,7 +518,6 @@ class SharedSpecificSegmenter(SegmentationModel):
                     (shape[0], heads.dim, *shape[2:])
                 )
             output.embeddings[name] = crop(embedding)
-        output.embedding_stride = padded_height // reference[level].shape[-2]
         if self.translation is None:
             return
         for source in self.modality_names:

@@ -1,10 +1,9 @@
 """STARS: shared-specific translation and alignment network."""
 
 from collections.abc import Mapping
-from typing import Literal
 
 from .decoder import FPNSegmentationDecoder, PaddingMode
-from .embedding import EmbeddingHeads
+from .embedding import FUSED_VIEW, EmbeddingHeads, PSAFeatures
 from .encoders import SpecificEncoders, build_shared_encoder
 from .fusion import SCSEFusion
 from .shared_specific import SharedSpecificSegmenter
@@ -34,7 +33,9 @@ class STARS(SharedSpecificSegmenter):
     and PSA losses, the real specific features, the translated features of
     every ordered pair and per-modality L2-normalised pixel embeddings (one
     1x1 conv - ReLU - 1x1 conv head per modality on ``s_m`` at
-    *alignment_level*). In evaluation mode only the logits are computed: a
+    *alignment_level*; with ``psa_features='decoder'``, a single head on the
+    decoder's segmentation-block output, the features the class head reads,
+    taken from the same decoder pass as the logits). In evaluation mode only the logits are computed: a
     missing modality's encoder does not run, translators run only for the
     samples that miss a modality, and no sample depends on its batch-mates.
 
@@ -72,7 +73,7 @@ class STARS(SharedSpecificSegmenter):
         translator_blocks: int = 1,
         embedding_dim: int = 64,
         alignment_level: int = 1,
-        psa_features: Literal['specific', 'shared'] = 'specific',
+        psa_features: PSAFeatures = 'specific',
         dropout: float = 0.2,
         translation: bool = True,
         stem_channels: int = 16,
@@ -107,9 +108,16 @@ class STARS(SharedSpecificSegmenter):
             embedding_dim: Size ``D`` of the PSA pixel embeddings.
             alignment_level: Decoder scale of the embeddings, 0 = finest
                 (stride 4 with ``encoder_depth=5``); default 1 (stride 8),
-                chosen on the accuracy benchmark (:doc:`/benchmarks`).
+                chosen on the accuracy benchmark (:doc:`/benchmarks`). Not
+                used with ``psa_features='decoder'``.
             psa_features: Features the PSA embedding heads read: the
-                specific ``s_m`` or the shared ``h_m``.
+                specific ``s_m`` or the shared ``h_m`` (one head and view per
+                modality, ``'specific'`` or ``'shared'``), or the decoder's
+                merged segmentation-block output, which the class head reads
+                (``'decoder'``: one head, one fused view at the finest
+                decoder scale, stride 4 with ``encoder_depth=5``; PSA then
+                contrasts the positions of that view among themselves, see
+                :class:`~torchgeo_stars.losses.PSALoss`).
             dropout: Spatial dropout of the FPN decoder.
             translation: False builds no translators: a missing modality's
                 specific features are zero-filled (the no-translation
@@ -145,10 +153,15 @@ class STARS(SharedSpecificSegmenter):
                 names, channels, translator_channels, translator_blocks
             )
         self.fusion = SCSEFusion(len(names), channels, shared_channels)
-        embedded = channels if psa_features == 'specific' else shared_channels
-        self.embedding_heads = EmbeddingHeads(
-            names, embedded[self.alignment_level], embedding_dim
-        )
+        if psa_features == 'decoder':
+            self.embedding_heads = EmbeddingHeads(
+                [FUSED_VIEW], decoder_segmentation_channels, embedding_dim
+            )
+        else:
+            embedded = channels if psa_features == 'specific' else shared_channels
+            self.embedding_heads = EmbeddingHeads(
+                names, embedded[self.alignment_level], embedding_dim
+            )
         self.decoder = FPNSegmentationDecoder(
             self.fusion.out_channels,
             num_classes,

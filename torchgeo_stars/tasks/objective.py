@@ -74,7 +74,11 @@ def compose_losses(
         alignment = lambda_tr * translation
     if output.embeddings and lambda_psa > 0:
         psa = psa_loss(
-            output.embeddings, target, output.available, stride=output.embedding_stride
+            output.embeddings,
+            target,
+            output.available,
+            stride=output.embedding_stride,
+            single_view=output.fused_embeddings,
         )
         total = total + lambda_psa * psa
         weighted = lambda_psa * psa
