@@ -10,7 +10,7 @@ import rasterio
 import torch
 from pyproj import CRS
 from rasterio.enums import Resampling
-from torchgeo.datasets import RasterDataset
+from torchgeo.datasets import GeoDataset, RasterDataset
 from torchgeo.datasets.utils import Sample
 
 from torchgeo_stars.datasets import (
@@ -342,3 +342,17 @@ def test_crs_follows_the_setter(optical: OpticalRaster) -> None:
     assert torch.allclose(
         moved['image_optical'], expected['image_optical'], equal_nan=True
     )
+
+
+def test_bounds_follow_the_crs_and_resolution(optical: OpticalRaster) -> None:
+    def fresh() -> tuple[slice, slice, slice]:
+        return GeoDataset.bounds.fget(optical)  # type: ignore[attr-defined,no-any-return]
+
+    before = optical.bounds
+    assert before == fresh()
+    optical.crs = CRS.from_epsg(32632)
+    assert optical.bounds == fresh()
+    assert optical.bounds[0].start != before[0].start  # reprojected
+    optical.res = (20.0, 20.0)
+    assert optical.bounds == fresh()
+    assert optical.bounds[0].step == 20.0

@@ -1,8 +1,10 @@
 """Tests of the TorchGeo adapter: it must agree with TorchGeo's own reader."""
 
+import copy
 from pathlib import Path
 
 import pandas as pd
+import pyproj
 import pytest
 import rasterio
 import torch
@@ -13,6 +15,7 @@ from rasterio.crs import CRS
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import GeoSlice
 
+from torchgeo_stars.datasets import OpticalRaster
 from torchgeo_stars.datasets.torchgeo_adapter import (
     TARGET_TORCHGEO,
     band_file,
@@ -78,6 +81,24 @@ def test_files_in_window_as_torchgeo_picks_them() -> None:
     # Outside every file: nothing (TorchGeo raises IndexError there)
     far = slice(x.stop + 100.0, x.stop + 200.0)
     assert files_in_window(dataset, window_grid(dataset, (far, y))) == []
+
+
+def test_file_query_prepared_once_per_index_and_crs() -> None:
+    original = OpticalRaster(MULTIMODAL / 'optical')
+    original.bounds  # noqa: B018 (CRS and bounds kept by the original)
+    # TorchGeo's roi_split deep-copies datasets: the copy's index has its own
+    # CRS object, and the copy must still prepare its query only once
+    dataset = copy.deepcopy(original)
+    assert dataset.crs is dataset.index.crs  # derived again from the copy's index
+    dataset[window(0, 0, 4, 4)]
+    query = dataset.__dict__['_index_query']
+    dataset[window(4, 4, 4, 4)]
+    assert dataset.__dict__['_index_query'] is query
+    dataset.crs = pyproj.CRS.from_epsg(32632)
+    x, y, _ = dataset.bounds
+    cx, cy = (x.start + x.stop) / 2, (y.start + y.stop) / 2  # inside the footprint
+    dataset[(slice(cx, cx + 40.0), slice(cy - 40.0, cy))]
+    assert dataset.__dict__['_index_query'] is not query
 
 
 def test_band_file() -> None:

@@ -25,6 +25,7 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
 from .keys import AVAILABLE, IMAGE_PREFIX, SHARED_KEYS
+from .torchgeo_adapter import window_grid
 
 logger = logging.getLogger(__name__)
 
@@ -316,8 +317,8 @@ class ModalityIntersection(IntersectionDataset):
         """
         query: GeoSlice = index
         if self.spatial_only:
-            x, y, _ = self._disambiguate_slice(index)
-            query = (x, y)
+            grid = window_grid(self, index)
+            query = (grid.x, grid.y)
         sample = self.collate_fn([ds[query] for ds in self.datasets])
         if self.transforms is not None:
             sample = self.transforms(sample)

@@ -26,7 +26,6 @@ import torch
 from geopandas import GeoDataFrame
 from matplotlib.figure import Figure
 from pyproj import CRS
-from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform
 from torch import Tensor
 from torchgeo.datasets import GeoDataset, RasterDataset
@@ -43,6 +42,7 @@ from .intersection import (
 from .keys import AVAILABLE, BOUNDS, MASK, TRANSFORM, check_modalities, image_key
 from .normalization import ModalityStatistics, coerce_statistics
 from .plotting import plot_sample
+from .torchgeo_adapter import window_grid
 
 
 def _band_count(name: str, dataset: GeoDataset) -> int:
@@ -292,7 +292,8 @@ class PairedDataset(GeoDataset):
             IndexError: if a required modality or the mask has no file there.
             DataError: if a modality's window does not have the window's shape.
         """
-        x, y, t = self._disambiguate_slice(index)
+        grid = window_grid(self, index)
+        x, y, t = grid.x, grid.y, grid.t
         query: GeoSlice = (x, y) if self.spatial_only else (x, y, t)
 
         raw: dict[str, Tensor | None] = {}
@@ -335,8 +336,8 @@ class PairedDataset(GeoDataset):
             available.append(ok)
         if self.mask_dataset is not None:
             out[MASK] = mask
-        out[BOUNDS] = self._slice_to_tensor((x, y, t))
-        out[TRANSFORM] = torch.tensor(from_origin(x.start, y.stop, x.step, y.step))
+        out[BOUNDS] = grid.bounds_tensor()
+        out[TRANSFORM] = torch.tensor(grid.transform)
         out[AVAILABLE] = torch.tensor(available, dtype=torch.bool)
         if self.transforms is not None:
             out = self.transforms(out)

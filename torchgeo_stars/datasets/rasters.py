@@ -82,6 +82,11 @@ def _as_paths(paths: Path | Iterable[Path]) -> list[Path]:
     return list(paths)
 
 
+#: Instance entries derived from the index and kept between calls, which a
+#: copy derives again (see :meth:`ConfigurableRaster.__getstate__`).
+_DERIVED = ('_index_crs', '_index_bounds', '_index_query', '_window_crs')
+
+
 class ConfigurableRaster(RasterDataset):
     """RasterDataset whose file layout is given as constructor arguments.
 
@@ -228,6 +233,21 @@ class ConfigurableRaster(RasterDataset):
         if self.separate_files:
             self._check_band_files()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The state to copy or pickle, without what is derived from the index.
+
+        The CRS, bounds and file query kept between calls are recognised by
+        the identity of the objects they came from, which a copy (TorchGeo's
+        ``roi_split`` deep-copies datasets) or a pickle (a spawned worker)
+        does not keep; the copy derives them again from its own index.
+
+        Returns:
+            The instance dictionary less those entries.
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+        state['_window_crs'] = None
+        return state
+
     @property
     def crs(self) -> CRS:
         """CRS of the dataset (TorchGeo's), kept between calls.
@@ -251,6 +271,29 @@ class ConfigurableRaster(RasterDataset):
         self.__dict__.pop('_index_crs', None)
         GeoDataset.crs.fset(self, new_crs)  # type: ignore[attr-defined]
         self.__dict__.pop('_index_crs', None)
+
+    @property
+    def bounds(self) -> tuple[slice, slice, slice]:
+        """Bounds of the index (TorchGeo's), kept between calls.
+
+        TorchGeo recomputes them from the whole index on every call, and a
+        window given without its time slice needs them; they are computed
+        again when the index, the CRS or the resolution changes.
+
+        Returns:
+            Bounding x, y and t slices.
+        """
+        index, crs, res = self.index, self.crs, self.res
+        cached = self.__dict__.get('_index_bounds')
+        if (
+            cached is None
+            or cached[0] is not index
+            or cached[1] is not crs
+            or cached[2] != res
+        ):
+            bounds = GeoDataset.bounds.fget(self)  # type: ignore[attr-defined]
+            cached = self.__dict__['_index_bounds'] = (index, crs, res, bounds)
+        return cached[3]  # type: ignore[no-any-return]
 
     # Configuration helpers -------------------------------------------------
 

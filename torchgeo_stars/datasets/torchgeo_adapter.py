@@ -26,7 +26,6 @@ import pandas as pd
 import shapely
 import torch
 from affine import Affine
-from geopandas import GeoDataFrame
 from rasterio.io import DatasetReader
 from torch import Tensor
 from torchgeo.datasets import GeoDataset, RasterDataset
@@ -136,9 +135,10 @@ class _IndexQuery:
     ``frame.iloc[...].cx[...]`` (which builds several pandas objects per call).
     """
 
-    def __init__(self, frame: GeoDataFrame) -> None:
+    def __init__(self, dataset: GeoDataset) -> None:
+        frame = dataset.index
         self.frame = frame
-        self.crs = frame.crs
+        self.crs = dataset.crs  # what is_for compares (by identity) later
         self.geometries = np.asarray(frame.geometry.values)
         self.filepaths = [str(path) for path in frame['filepath']]
         self._by_time: dict[tuple[Any, Any, Any], np.ndarray[Any, Any]] = {}
@@ -182,7 +182,7 @@ def files_in_window(dataset: RasterDataset, window: WindowGrid) -> list[str]:
     """
     query = dataset.__dict__.get('_index_query')
     if not isinstance(query, _IndexQuery) or not query.is_for(dataset):
-        query = dataset.__dict__['_index_query'] = _IndexQuery(dataset.index)
+        query = dataset.__dict__['_index_query'] = _IndexQuery(dataset)
     return query.files(window)
 
 
