@@ -27,9 +27,9 @@ paired samples per second at each patch size for:
   handing the batch over through shared memory, which bounds what workers
   can gain).
 
-At each size the script also times (b)'s later passes in two processes at
-once against one process alone: whether the read path itself scales with
-cores.
+At each size the script also times (b)'s later passes in as many processes
+at once as the loader's default workers (at least two) against one process
+alone: whether the read path itself scales with cores.
 
 (a), (b) and (c) read the same windows, drawn by the sampler over (b) and
 moved onto the optical pixel grid, as the datamodule's samplers draw them
@@ -260,24 +260,26 @@ def _timed_pass(
     results.put(rate(dataset, windows))
 
 
-def read_scaling(images: dict[str, Path], mask: Path, windows: Sequence[Any]) -> float:
-    """(b)'s later passes in two processes at once over one process alone.
+def read_scaling(
+    images: dict[str, Path], mask: Path, windows: Sequence[Any], processes: int
+) -> float:
+    """(b)'s later passes in *processes* processes at once over one alone.
 
     Each process builds its own datasets, reads the windows once (warping
-    its tiles), waits for the other, then times a second pass: the total
-    samples/s of two processes over that of one shows whether the read path
+    its tiles), waits for the others, then times a second pass: the total
+    samples/s of the processes over that of one shows whether the read path
     itself scales with cores, with no hand-over between processes.
     """
     context = multiprocessing.get_context('fork')
     totals = []
-    for processes in (1, 2):
-        start = context.Barrier(processes)
+    for count in (1, processes):
+        start = context.Barrier(count)
         results = context.Queue()
         children = [
             context.Process(
                 target=_timed_pass, args=(images, mask, windows, start, results)
             )
-            for _ in range(processes)
+            for _ in range(count)
         ]
         for child in children:
             child.start()
@@ -321,8 +323,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f'- {size} px: 2 workers / 0 workers = {ratio:.2f} (samples/s)')
     for row in results['datasets']:
         lines.append(
-            f'- {row["size"]} px: (b) later passes in 2 processes at once / '
-            f'1 process = {row["b_two_processes"]:.2f} (total samples/s)'
+            f'- {row["size"]} px: (b) later passes in {results["read_processes"]} '
+            f'processes at once / 1 process = {row["b_processes"]:.2f} '
+            '(total samples/s)'
         )
     lines.append(
         "- ready samples: the training loader's samples (keys, shapes, dtypes) "
@@ -364,6 +367,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
     with rasterio.open(images['optical']) as src:
         optical_grid = (src.transform.c, src.transform.f, src.res[0], src.res[1])
+    processes = max(2, default_num_workers())
     rows = []
     for size in args.sizes:
         built = {key: make() for key, make in datasets.items()}
@@ -388,7 +392,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             for key in keys:
                 rates[key].append(rate(built[key], windows))
         row = {'size': size, **{k: statistics.median(v) for k, v in rates.items()}}
-        row['b_two_processes'] = read_scaling(images, mask, windows)
+        row['b_processes'] = read_scaling(images, mask, windows, processes)
         print(row, flush=True)
         rows.append(row)
 
@@ -424,6 +428,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         'datasets': rows,
         'loaders': loaders,
         'worker_scaling': scaling,
+        'read_processes': processes,
         'align_s_per_mpx': align_s / megapixels,
         'rounds': args.rounds,
         'snap': args.snap,
