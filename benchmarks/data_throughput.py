@@ -189,19 +189,6 @@ def training_datamodule(
     return datamodule
 
 
-def loader_rate(
-    images: dict[str, Path],
-    mask: Path,
-    size: int,
-    samples: int,
-    batch_size: int,
-    workers: int,
-) -> tuple[float, float, float | None]:
-    """(d): batches/s, samples/s and CPU ms per sample of the training loader."""
-    datamodule = training_datamodule(images, mask, size, samples, batch_size, workers)
-    return time_loader(datamodule.train_dataloader(), batch_size)
-
-
 class ReadySamples(Dataset[dict[str, torch.Tensor]]):
     """Copies of one sample: a loader that has nothing to read."""
 
@@ -216,32 +203,37 @@ class ReadySamples(Dataset[dict[str, torch.Tensor]]):
         return {key: value.clone() for key, value in self.sample.items()}
 
 
-def handover_rate(
+def loader_rate(
     images: dict[str, Path],
     mask: Path,
     size: int,
     samples: int,
     batch_size: int,
     workers: int,
+    ready: bool = False,
 ) -> tuple[float, float, float | None]:
-    """What workers cost alone: (d)'s loader with ready samples instead of reads.
+    """(d): batches/s, samples/s and CPU ms per sample of the training loader.
 
-    The samples have the training loader's keys, shapes and dtypes, and are
-    collated the same way; with workers each batch is still collated in a
-    worker and handed to the main process through shared memory, so the
-    figures bound what (d) can reach with that many workers however fast
-    the reads are.
+    With *ready*, the same loader over copies of one of its samples instead
+    of reads (same keys, shapes and dtypes, collated the same way): with
+    workers each batch is still collated in a worker and handed to the main
+    process through shared memory, so the figures bound what (d) can reach
+    with that many workers however fast the reads are.
     """
-    datamodule = training_datamodule(images, mask, size, samples, batch_size, 0)
-    batch = next(iter(datamodule.train_dataloader()))
-    sample = {key: value[0].clone() for key, value in batch.items()}
-    loader = DataLoader(
-        ReadySamples(sample, samples),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=datamodule.collate_fn,
-        persistent_workers=workers > 0,
+    datamodule = training_datamodule(
+        images, mask, size, samples, batch_size, 0 if ready else workers
     )
+    loader = datamodule.train_dataloader()
+    if ready:
+        batch = next(iter(loader))
+        sample = {key: value[0].clone() for key, value in batch.items()}
+        loader = DataLoader(
+            ReadySamples(sample, samples),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=datamodule.collate_fn,
+            persistent_workers=workers > 0,
+        )
     return time_loader(loader, batch_size)
 
 
@@ -401,20 +393,19 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     default = default_num_workers()
     for size in args.sizes:
         per_workers = {}
-        runs = [(loader_rate, w) for w in sorted({0, 2, default})]
-        runs += [(handover_rate, w) for w in sorted({2, default})]
-        for measure_loader, workers in runs:
-            batches_per_s, samples_per_s, cpu_ms = measure_loader(
-                images, mask, size, args.samples, args.batch_size, workers
+        runs = [(False, w) for w in sorted({0, 2, default})]
+        runs += [(True, w) for w in sorted({2, default})]
+        for ready, workers in runs:
+            batches_per_s, samples_per_s, cpu_ms = loader_rate(
+                images, mask, size, args.samples, args.batch_size, workers, ready
             )
-            reads = measure_loader is loader_rate
-            if reads:
+            if not ready:
                 per_workers[workers] = samples_per_s
             note = ' (default)' if workers == default else ''
             loaders.append(
                 {
                     'size': size,
-                    'loader': 'training' if reads else 'ready samples',
+                    'loader': 'ready samples' if ready else 'training',
                     'workers': workers,
                     'note': note,
                     'batches_per_s': batches_per_s,

@@ -14,24 +14,19 @@ from torchgeo_stars.models.outputs import SegmentationOutput
 
 from ..tasks.helpers import TINY_MODEL, tiny_task
 from .test_psa_minority import IGNORE, small_object_mask
+from .test_stars_gradients import MODALITIES, tiny_stars
 
-MODALITIES = {'optical': 4, 'sar': 2}
 EMBEDDING_DIM = 8
 SEGMENTATION_CHANNELS = 32
 
 
 def decoder_stars() -> STARS:
     """A tiny STARS in training mode whose PSA head reads the decoder."""
-    torch.manual_seed(0)
-    return STARS(
-        MODALITIES,
-        num_classes=3,
-        decoder_channels=16,
+    return tiny_stars(
         decoder_segmentation_channels=SEGMENTATION_CHANNELS,
-        translator_channels=8,
         embedding_dim=EMBEDDING_DIM,
         psa_features='decoder',
-    ).train()
+    )
 
 
 def inputs_of(batch: int, size: int, seed: int = 0) -> dict[str, Tensor]:

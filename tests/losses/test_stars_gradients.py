@@ -1,5 +1,7 @@
 """Stop-gradient on the real STARS network, not only on stand-in encoders."""
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -19,17 +21,21 @@ def encoder_gradient(model: STARS, modality: str) -> float:
     return total
 
 
-def tiny_stars() -> STARS:
-    """A tiny STARS in training mode, deterministic weights."""
+def tiny_stars(**options: Any) -> STARS:
+    """A tiny STARS in training mode, deterministic weights.
+
+    Args:
+        options: STARS arguments that replace the tiny defaults.
+    """
     torch.manual_seed(0)
-    return STARS(
-        MODALITIES,
-        num_classes=3,
-        decoder_channels=16,
-        decoder_segmentation_channels=32,
-        translator_channels=8,
-        embedding_dim=8,
-    ).train()
+    arguments: dict[str, Any] = {
+        'num_classes': 3,
+        'decoder_channels': 16,
+        'decoder_segmentation_channels': 32,
+        'translator_channels': 8,
+        'embedding_dim': 8,
+    }
+    return STARS(MODALITIES, **(arguments | options)).train()
 
 
 def translation_backward(stop_gradient: bool) -> STARS:
