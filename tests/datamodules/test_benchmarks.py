@@ -213,7 +213,9 @@ def test_a_missing_root_fails_at_setup_with_one_line(tmp_path: Path) -> None:
 
 def test_datamodule_plot_uses_the_dataset_classes() -> None:
     dm = datamodule(EarthMissDataModule)
+    assert dm.quicklook_bands == {}
     dm.setup('validate')
+    assert dm.quicklook_bands == dm.dataset_type.quicklook_bands
     dataset = split_of(dm, 'val')
     assert isinstance(dataset, TileDataset)
     sample = dataset[0]
@@ -292,7 +294,10 @@ def test_multimodal_datamodule_plot_shows_its_paired_modalities() -> None:
     )
     with pytest.raises(RuntimeError, match='setup'):
         dm.plot({})
+    assert dm.quicklook_bands == {}
     dm.setup('validate')
+    # The synthetic optical bands are named blue, green, red, nir
+    assert dm.quicklook_bands == {'optical': (2, 1, 0)}
     sample = next(iter(dm.val_dataloader()))
     single = {key: value[0] for key, value in sample.items()}
     figure = dm.plot(single, suptitle='window')

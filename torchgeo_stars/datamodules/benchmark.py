@@ -358,8 +358,23 @@ class BenchmarkDataModule(MachineLoaders, GeoDataModule):
         Returns:
             The figure, or None before :meth:`setup`.
         """
+        dataset = self._benchmark_dataset()
+        return None if dataset is None else dataset.plot(*args, **kwargs)
+
+    @property
+    def quicklook_bands(self) -> Mapping[str, tuple[int, int, int]]:
+        """Modality to the indexes of its red, green and blue bands, for figures.
+
+        Returns:
+            The dataset's ``quicklook_bands``, empty before :meth:`setup`.
+        """
+        dataset = self._benchmark_dataset()
+        return {} if dataset is None else dataset.quicklook_bands
+
+    def _benchmark_dataset(self) -> BenchmarkDataset | None:
+        """The first split's dataset that :meth:`setup` made, if any."""
         for split in ('val', 'test', 'train', 'predict'):
             dataset = getattr(self, f'{split}_dataset', None)
             if isinstance(dataset, BenchmarkDataset):
-                return dataset.plot(*args, **kwargs)
+                return dataset
         return None

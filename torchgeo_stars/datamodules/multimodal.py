@@ -697,6 +697,16 @@ class MultimodalDataModule(MachineLoaders, GeoDataModule):
         cells = ((xmax - xmin) / resx / size) * ((ymax - ymin) / resy / size)
         return max(self.batch_size, 2 * round(cells))
 
+    @property
+    def quicklook_bands(self) -> Mapping[str, tuple[int, int, int]]:
+        """Modality to the indexes of its red, green and blue bands, for figures.
+
+        Returns:
+            The paired dataset's (found from the band names), empty before
+            :meth:`setup`.
+        """
+        return {} if self.dataset is None else self.dataset.quicklook_bands
+
     def plot(self, *args: Any, **kwargs: Any) -> Figure:
         """Plot a sample with :meth:`PairedDataset.plot` of the paired dataset.
 

@@ -7,7 +7,7 @@ from .labels import ColourMaskRaster, decode_colours, decode_values
 from .modalities import DSMRaster, MaskRaster, OpticalRaster, SARRaster
 from .normalization import ModalityStatistics, NormalizeModalities, compute_statistics
 from .pairing import PairedDataset, pair_modalities
-from .plotting import plot_sample
+from .plotting import plot_sample, quicklook, rgb_band_indexes
 from .potsdam import Potsdam
 from .rasters import ConfigurableRaster, ModalityRaster
 from .synthetic import (
@@ -54,5 +54,7 @@ __all__ = (
     'make_synthetic_scene',
     'pair_modalities',
     'plot_sample',
+    'quicklook',
+    'rgb_band_indexes',
     'synthetic_class_names',
 )

@@ -13,7 +13,7 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import rasterio
 import shapely
@@ -25,6 +25,7 @@ from torchgeo.datasets.utils import GeoSlice, Sample
 
 from ..errors import ConfigurationError, DataError
 from .keys import AVAILABLE, IMAGE_PREFIX, SHARED_KEYS
+from .plotting import rgb_band_indexes
 from .torchgeo_adapter import window_grid
 
 logger = logging.getLogger(__name__)
@@ -302,6 +303,25 @@ class ModalityIntersection(IntersectionDataset):
             The modalities of both datasets, first dataset first.
         """
         return modality_names(self.datasets[0]) + modality_names(self.datasets[1])
+
+    @property
+    def quicklook_bands(self) -> Mapping[str, tuple[int, int, int]]:
+        """Modality to the indexes of its red, green and blue bands, for figures.
+
+        Returns:
+            The modality rasters whose band names include all three
+            (:func:`~torchgeo_stars.datasets.rgb_band_indexes`).
+        """
+        found: dict[str, tuple[int, int, int]] = {}
+        for dataset in self.datasets:
+            if isinstance(dataset, ModalityIntersection):
+                found.update(dataset.quicklook_bands)
+                continue
+            name = getattr(dataset, 'modality', None)
+            rgb = rgb_band_indexes(getattr(dataset, 'bands', ()))
+            if isinstance(name, str) and rgb is not None:
+                found[name] = rgb
+        return found
 
     def __getitem__(self, index: GeoSlice) -> Sample:
         """Read every dataset over one window and join the samples.

@@ -41,7 +41,7 @@ from .intersection import (
 )
 from .keys import AVAILABLE, BOUNDS, MASK, TRANSFORM, check_modalities, image_key
 from .normalization import ModalityStatistics, coerce_statistics
-from .plotting import plot_sample
+from .plotting import plot_sample, rgb_band_indexes
 from .torchgeo_adapter import window_grid
 
 
@@ -357,8 +357,27 @@ class PairedDataset(GeoDataset):
             The figure (see :func:`~torchgeo_stars.datasets.plot_sample`).
         """
         return plot_sample(
-            sample, self.modalities, show_titles=show_titles, suptitle=suptitle
+            sample,
+            self.modalities,
+            rgb_bands=self.quicklook_bands,
+            show_titles=show_titles,
+            suptitle=suptitle,
         )
+
+    @property
+    def quicklook_bands(self) -> Mapping[str, tuple[int, int, int]]:
+        """Modality to the indexes of its red, green and blue bands.
+
+        Returns:
+            The modalities whose dataset names all three bands
+            (:func:`~torchgeo_stars.datasets.rgb_band_indexes` of its
+            ``bands``); the others show their first bands.
+        """
+        found = {
+            name: rgb_band_indexes(getattr(dataset, 'bands', ()))
+            for name, dataset in self.modality_datasets.items()
+        }
+        return {name: rgb for name, rgb in found.items() if rgb is not None}
 
     def __and__(self, other: GeoDataset) -> ModalityIntersection:
         """Intersect with another dataset, keeping one key per modality.

@@ -19,6 +19,32 @@ from torchgeo.datasets.utils import Sample
 
 from .keys import AVAILABLE, MASK, PREDICTION, image_key, modality_of
 
+#: Band names that say red, green or blue (lower case): plain colour names
+#: and Sentinel-2's band numbers.
+RGB_NAMES = (('red', 'b04'), ('green', 'b03'), ('blue', 'b02'))
+
+
+def rgb_band_indexes(bands: Sequence[str | None]) -> tuple[int, int, int] | None:
+    """Indexes of the red, green and blue bands, found by their names.
+
+    Args:
+        bands: Band names in band order (a raster's ``bands``, or a file's
+            band descriptions; None for an unnamed band).
+
+    Returns:
+        ``(red, green, blue)`` indexes into *bands*, or None unless all three
+        are named (``red``/``green``/``blue`` or ``B04``/``B03``/``B02``, in
+        any case).
+    """
+    names = [(band or '').lower() for band in bands]
+    found = [
+        [i for i, name in enumerate(names) if name in colour] for colour in RGB_NAMES
+    ]
+    if not all(found):
+        return None
+    red, green, blue = (indexes[0] for indexes in found)
+    return red, green, blue
+
 
 def quicklook(image: Tensor, rgb: Sequence[int] | None = None) -> np.ndarray:
     """Turn a ``(C, H, W)`` image into something ``imshow`` shows.

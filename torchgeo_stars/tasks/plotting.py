@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..datasets.keys import MASK, image_key
+from ..datasets.plotting import quicklook
 
 
 def default_colors(num_classes: int) -> list[tuple[int, int, int]]:
@@ -30,32 +31,6 @@ def default_colors(num_classes: int) -> list[tuple[int, int, int]]:
     ]
 
 
-def display_image(image: Tensor) -> np.ndarray:
-    """Turn a ``(C, H, W)`` modality image into something ``imshow`` can show.
-
-    Three or more bands show as RGB from the first three bands in reverse order
-    when there are four (blue, green, red, NIR gives red, green, blue); one or
-    two bands show the first band in grey. Each shown band is stretched between
-    its 2nd and 98th percentiles.
-
-    Args:
-        image: The modality's bands.
-
-    Returns:
-        ``(H, W, 3)`` or ``(H, W)`` floats in [0, 1].
-    """
-    array = image.detach().float().cpu().numpy()
-    if array.shape[0] >= 3:
-        bands = [2, 1, 0] if array.shape[0] == 4 else [0, 1, 2]
-        array = np.moveaxis(array[bands], 0, -1)
-    else:
-        array = array[0]
-    low, high = np.nanpercentile(array, [2, 98])
-    scaled = (array - low) / max(float(high - low), 1e-6)
-    clipped: np.ndarray = np.clip(np.nan_to_num(scaled), 0, 1)
-    return clipped
-
-
 def plot_scenarios(
     images: Mapping[str, Tensor],
     mask: Tensor | None,
@@ -63,6 +38,7 @@ def plot_scenarios(
     class_names: Sequence[str],
     colors: Sequence[tuple[int, int, int]] | None = None,
     available: Mapping[str, bool] | None = None,
+    rgb_bands: Mapping[str, Sequence[int]] | None = None,
 ) -> Figure:
     """Plot one sample's modalities, label and predictions side by side.
 
@@ -74,6 +50,9 @@ def plot_scenarios(
         colors: RGB colour per class (0..255); defaults to :func:`default_colors`.
         available: Modality name to whether the sample has it; a missing one
             is drawn as an empty panel titled "(missing)".
+        rgb_bands: Modality to the indexes of its red, green and blue bands;
+            the others show as :func:`~torchgeo_stars.datasets.quicklook`
+            shows them (first three bands, or the first in grey).
 
     Returns:
         The figure (the caller closes it).
@@ -86,7 +65,7 @@ def plot_scenarios(
     for (name, image), axis in zip(images.items(), row, strict=False):
         present = available is None or available.get(name, True)
         if present:
-            axis.imshow(display_image(image), cmap='gray')
+            axis.imshow(quicklook(image, (rgb_bands or {}).get(name)), cmap='gray')
         axis.set_title(name if present else f'{name} (missing)')
     rest = row[len(images) :]
     label_kwargs = {'cmap': cmap, 'vmin': 0, 'vmax': len(class_names) - 1}
@@ -119,6 +98,7 @@ def plot_first_sample(
     modalities: Sequence[str],
     class_names: Sequence[str],
     colors: Sequence[tuple[int, int, int]] | None = None,
+    rgb_bands: Mapping[str, Sequence[int]] | None = None,
 ) -> Figure:
     """Plot a batch's first sample with :func:`plot_scenarios`.
 
@@ -129,6 +109,7 @@ def plot_first_sample(
         modalities: Modality names in the model's order.
         class_names: Class names, for the legend.
         colors: RGB colour per class (0..255).
+        rgb_bands: Modality to the indexes of its red, green and blue bands.
 
     Returns:
         The figure (the caller closes it).
@@ -140,11 +121,13 @@ def plot_first_sample(
     }
     flags = {name: bool(available[0, index]) for index, name in enumerate(modalities)}
     mask = batch[MASK][0] if MASK in batch else None
-    return plot_scenarios(images, mask, predictions, class_names, colors, flags)
+    return plot_scenarios(
+        images, mask, predictions, class_names, colors, flags, rgb_bands
+    )
 
 
 def plot_scenario_maps(
-    quicklook: Tensor,
+    image: Tensor,
     mask: Tensor | None,
     predictions: Mapping[str, Tensor],
     miou: Mapping[str, float],
@@ -152,15 +135,17 @@ def plot_scenario_maps(
     colors: Sequence[tuple[int, int, int]] | None = None,
     columns: int = 5,
     quicklook_title: str = 'image',
+    rgb: Sequence[int] | None = None,
 ) -> Figure:
     """Plot a scene's maps under every scenario and the mIoU of each scenario.
 
-    Panels, row by row: the image (*quicklook*), the label, one predicted map
+    Panels, row by row: the image, the label, one predicted map
     per scenario, then the legend; below them, one bar per scenario with its
     mIoU.
 
     Args:
-        quicklook: ``(C, H, W)`` image shown as in :func:`display_image`.
+        image: ``(C, H, W)`` image, shown with
+            :func:`~torchgeo_stars.datasets.quicklook`.
         mask: ``(H, W)`` class indices, or None when there is no label.
         predictions: Scenario name to its ``(H, W)`` predicted class map;
             values outside ``0..K-1`` (nodata) are left blank.
@@ -169,6 +154,8 @@ def plot_scenario_maps(
         colors: RGB colour per class (0..255); defaults to :func:`default_colors`.
         columns: Map panels per row.
         quicklook_title: Title of the image panel.
+        rgb: Indexes of the image's red, green and blue bands, if it has
+            them.
 
     Returns:
         The figure (the caller closes it). Each map panel's title is its
@@ -176,7 +163,7 @@ def plot_scenario_maps(
     """
     colors = list(colors) if colors is not None else default_colors(len(class_names))
     cmap = ListedColormap(np.asarray(colors, dtype=float) / 255)
-    maps: list[tuple[str, Tensor, bool]] = [(quicklook_title, quicklook, False)]
+    maps: list[tuple[str, Tensor, bool]] = [(quicklook_title, image, False)]
     if mask is not None:
         maps.append(('label', mask, True))
     maps += [(name, prediction, True) for name, prediction in predictions.items()]
@@ -197,7 +184,7 @@ def plot_scenario_maps(
                 interpolation='nearest',
             )
         else:
-            axis.imshow(display_image(data), cmap='gray')
+            axis.imshow(quicklook(data, rgb), cmap='gray')
         axis.set_title(title, fontsize=9)
         axis.set_axis_off()
     legend_axis = figure.add_subplot(grid[len(maps) // columns, len(maps) % columns])

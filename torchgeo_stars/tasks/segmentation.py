@@ -233,9 +233,8 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
 
     def on_train_start(self) -> None:
         """Count the training labels for a named ``class_weights`` (once)."""
-        counted.install_counted_weights(
-            self.segmentation_loss, self.hparams, self.trainer
-        )
+        loss, trainer = self.segmentation_loss, self.trainer
+        counted.install_counted_weights(loss, self.hparams, trainer)
 
     def _target(self, batch: dict[str, Any]) -> Tensor:
         """The batch's ``(B, H, W)`` labels, their values checked if on the host."""
@@ -352,8 +351,9 @@ class STARSSegmentationTask(DataMetadataHooks, BaseTask):
         if not hasattr(experiment, 'add_figure') or not self.trainer.is_global_zero:
             return
         names, colors = self.class_names, self.class_colors
+        rgb = getattr(self.trainer.datamodule, 'quicklook_bands', None)  # type: ignore[attr-defined]
         figure = plot_first_sample(
-            batch, available, predictions, self.modality_names, names, colors
+            batch, available, predictions, self.modality_names, names, colors, rgb
         )
         experiment.add_figure('val/scenarios', figure, global_step=self.global_step)  # type: ignore[union-attr]
         plt.close(figure)
