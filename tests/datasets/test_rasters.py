@@ -1,5 +1,6 @@
 """Tests of the per-modality raster datasets."""
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -356,3 +357,17 @@ def test_bounds_follow_the_crs_and_resolution(optical: OpticalRaster) -> None:
     optical.res = (20.0, 20.0)
     assert optical.bounds == fresh()
     assert optical.bounds[0].step == 20.0
+
+
+def test_a_pickled_raster_reads_as_the_original(optical: OpticalRaster) -> None:
+    index = window(2, 3, 6, 5)
+    expected = optical[index]  # CRS, bounds, file query and tiles now kept
+    copy = pickle.loads(pickle.dumps(optical))  # as a spawned worker gets it
+    assert not {'_index_crs', '_index_bounds', '_index_query'} & set(copy.__dict__)
+    sample = copy[index]
+    assert torch.equal(sample['bounds'], expected['bounds'])
+    assert torch.equal(
+        sample['image_optical'].nan_to_num(-1), expected['image_optical'].nan_to_num(-1)
+    )
+    assert copy.crs == optical.crs
+    assert copy.bounds == optical.bounds
