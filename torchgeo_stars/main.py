@@ -37,6 +37,27 @@ from .quiet import quiet_third_party
 #: LightningCLI subcommands that can load a checkpoint (``--ckpt_path``).
 CHECKPOINT_SUBCOMMANDS = ('fit', 'validate', 'test', 'predict')
 
+#: What ``torchgeo-stars``, ``-h`` or ``--help`` prints: every command, ours
+#: and LightningCLI's (whose own help lists only its four).
+OVERVIEW = """\
+usage: torchgeo-stars COMMAND [ARGS]   (COMMAND --help: its options)
+
+Missing-modality multimodal segmentation for TorchGeo.
+
+Training and evaluation (TorchGeo's LightningCLI, e.g. fit --config CFG.yaml):
+  fit               train a model
+  validate          score a checkpoint on the validation area
+  test              score a checkpoint on the test area, every scenario
+  predict           predict the datamodule's prediction area
+
+Tools:
+  synthetic         write the synthetic optical + SAR + DSM + label scene
+  align             warp every modality once onto one grid, for fast training
+  predict-geotiff   write a georeferenced prediction from GeoTIFFs of any size
+  join-geotiff      join the parts of a sharded predict-geotiff run
+  export            write a small inference model file from a checkpoint
+"""
+
 
 def synthetic_main(argv: Sequence[str]) -> int:
     """Write the synthetic demo scene (``torchgeo-stars synthetic``).
@@ -225,6 +246,16 @@ def user_error(error: BaseException) -> BaseException | None:
     return None
 
 
+#: The package's own commands (the others go to LightningCLI).
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    'synthetic': synthetic_main,
+    'predict-geotiff': predict_geotiff_main,
+    'join-geotiff': join_geotiff_main,
+    'align': align_main,
+    'export': export_main,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``torchgeo-stars`` console script.
 
@@ -238,16 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     quiet_third_party()
-    commands: dict[str, Callable[[Sequence[str]], int]] = {
-        'synthetic': synthetic_main,
-        'predict-geotiff': predict_geotiff_main,
-        'join-geotiff': join_geotiff_main,
-        'align': align_main,
-        'export': export_main,
-    }
+    if not args or args[0] in ('-h', '--help'):
+        print(OVERVIEW, end='', file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
     try:
-        if args and args[0] in commands:
-            return commands[args[0]](args[1:])
+        if args[0] in COMMANDS:
+            return COMMANDS[args[0]](args[1:])
         return lightning_main(args)
     except Exception as error:
         cause = user_error(error)

@@ -9,7 +9,7 @@ import rasterio
 import torch
 
 from torchgeo_stars import STARSSegmentationTask
-from torchgeo_stars.main import main
+from torchgeo_stars.main import CHECKPOINT_SUBCOMMANDS, COMMANDS, OVERVIEW, main
 
 from .helpers import CONFIG, ROOT, SCENE, TINY_MODEL_YAML, scene_data_args
 
@@ -244,6 +244,33 @@ def test_ddp_fit_checkpoint_and_synced_metrics(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr[-3000:]
         tables.append(scenario_table(result.stdout))
     assert tables[0] == tables[1]
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['--help']) == 0
+    shown = capsys.readouterr().out
+    assert shown == OVERVIEW
+    for command in [*CHECKPOINT_SUBCOMMANDS, *COMMANDS]:
+        assert f'\n  {command} ' in shown
+    assert main([]) == 2  # no command: the same overview, on stderr
+    assert capsys.readouterr().err == OVERVIEW
+
+
+def test_help_does_not_import_lightning() -> None:
+    code = (
+        'import sys; from torchgeo_stars.main import main; main(["--help"]); '
+        'print("lightning" in sys.modules, "torch" in sys.modules)'
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == 'False False'
 
 
 def test_module_entry_point_prints_help() -> None:
