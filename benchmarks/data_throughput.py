@@ -166,29 +166,6 @@ def time_loader(
     return batches / elapsed, batches * batch_size / elapsed, cpu_ms
 
 
-def training_datamodule(
-    images: dict[str, Path],
-    mask: Path,
-    size: int,
-    samples: int,
-    batch_size: int,
-    workers: int,
-) -> MultimodalDataModule:
-    """The datamodule of (d), set up for training."""
-    datamodule = MultimodalDataModule(
-        {name: str(images[name].parent) for name in MODALITIES},
-        str(mask.parent),
-        batch_size=batch_size,
-        patch_size=size,
-        length=samples,
-        num_workers=workers,
-        val_fraction=0.1,
-        test_fraction=0.1,
-    )
-    datamodule.setup('fit')
-    return datamodule
-
-
 class ReadySamples(Dataset[dict[str, torch.Tensor]]):
     """Copies of one sample: a loader that has nothing to read."""
 
@@ -220,19 +197,28 @@ def loader_rate(
     process through shared memory, so the figures bound what (d) can reach
     with that many workers however fast the reads are.
     """
-    datamodule = training_datamodule(
-        images, mask, size, samples, batch_size, 0 if ready else workers
+    datamodule = MultimodalDataModule(
+        {name: str(images[name].parent) for name in MODALITIES},
+        str(mask.parent),
+        batch_size=batch_size,
+        patch_size=size,
+        length=samples,
+        num_workers=0 if ready else workers,
+        val_fraction=0.1,
+        test_fraction=0.1,
     )
+    datamodule.setup('fit')
     loader = datamodule.train_dataloader()
     if ready:
         batch = next(iter(loader))
         sample = {key: value[0].clone() for key, value in batch.items()}
-        loader = DataLoader(
+        loader = DataLoader(  # as the datamodule's loader hands batches over
             ReadySamples(sample, samples),
             batch_size=batch_size,
             num_workers=workers,
             collate_fn=datamodule.collate_fn,
             persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
         )
     return time_loader(loader, batch_size)
 
