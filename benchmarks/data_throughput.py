@@ -25,7 +25,8 @@ paired samples per second at each patch size for:
   batches/s and samples/s; and the same loader over ready-made copies of
   one of its samples (nothing read: the cost of collating in a worker and
   handing the batch over through shared memory, which bounds what workers
-  can gain).
+  can gain), with the time to copy one batch into fresh shared memory
+  against ordinary memory.
 
 At each size the script also times (b)'s later passes in as many processes
 at once as the loader's default workers (at least two) against one process
@@ -188,14 +189,15 @@ def loader_rate(
     batch_size: int,
     workers: int,
     ready: bool = False,
-) -> tuple[float, float, float | None]:
+) -> tuple[float, float, float | None, dict[str, float]]:
     """(d): batches/s, samples/s and CPU ms per sample of the training loader.
 
     With *ready*, the same loader over copies of one of its samples instead
     of reads (same keys, shapes and dtypes, collated the same way): with
     workers each batch is still collated in a worker and handed to the main
     process through shared memory, so the figures bound what (d) can reach
-    with that many workers however fast the reads are.
+    with that many workers however fast the reads are. The ready run also
+    reports :func:`copy_costs` of one batch (empty otherwise).
     """
     datamodule = MultimodalDataModule(
         {name: str(images[name].parent) for name in MODALITIES},
@@ -209,8 +211,10 @@ def loader_rate(
     )
     datamodule.setup('fit')
     loader = datamodule.train_dataloader()
+    copies: dict[str, float] = {}
     if ready:
         batch = next(iter(loader))
+        copies = copy_costs(batch, batch_size)
         sample = {key: value[0].clone() for key, value in batch.items()}
         loader = DataLoader(  # as the datamodule's loader hands batches over
             ReadySamples(sample, samples),
@@ -220,7 +224,37 @@ def loader_rate(
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
-    return time_loader(loader, batch_size)
+    return (*time_loader(loader, batch_size), copies)
+
+
+def copy_costs(
+    batch: dict[str, torch.Tensor], batch_size: int, repeats: int = 20
+) -> dict[str, float]:
+    """Milliseconds per sample to copy *batch* into fresh memory, two ways.
+
+    ``shared_copy_ms``: into new shared memory, as a worker collates every
+    batch (PyTorch allocates the collated tensors in shared memory, so the
+    pages are new for each batch and the kernel maps and clears each one on
+    first write); ``plain_copy_ms``: into ordinary memory, as collation does
+    without workers (the allocator reuses freed pages). Medians of *repeats*.
+    """
+    shared, plain = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for value in batch.values():
+            fresh = torch.empty_like(value)
+            fresh.share_memory_()  # type: ignore[no-untyped-call]
+            fresh.copy_(value)
+        shared.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for value in batch.values():
+            value.clone()
+        plain.append(time.perf_counter() - start)
+    per_sample = 1000 / batch_size
+    return {
+        'shared_copy_ms': statistics.median(shared) * per_sample,
+        'plain_copy_ms': statistics.median(plain) * per_sample,
+    }
 
 
 def _timed_pass(
@@ -297,6 +331,16 @@ def markdown(results: dict[str, Any]) -> str:
             f'| {cpu} |'
         )
     lines.append('')
+    copied = set()
+    for row in results['loaders']:
+        if 'shared_copy_ms' in row and row['size'] not in copied:
+            copied.add(row['size'])
+            lines.append(
+                f'- {row["size"]} px: copying one batch into fresh shared memory '
+                f'(as a worker collates) {row["shared_copy_ms"]:.2f} ms per sample; '
+                f'into ordinary memory (collation without workers) '
+                f'{row["plain_copy_ms"]:.2f} ms per sample'
+            )
     for size, ratio in results['worker_scaling'].items():
         lines.append(f'- {size} px: 2 workers / 0 workers = {ratio:.2f} (samples/s)')
     for row in results['datasets']:
@@ -382,7 +426,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         runs = [(False, w) for w in sorted({0, 2, default})]
         runs += [(True, w) for w in sorted({2, default})]
         for ready, workers in runs:
-            batches_per_s, samples_per_s, cpu_ms = loader_rate(
+            batches_per_s, samples_per_s, cpu_ms, copies = loader_rate(
                 images, mask, size, args.samples, args.batch_size, workers, ready
             )
             if not ready:
@@ -397,6 +441,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                     'batches_per_s': batches_per_s,
                     'samples_per_s': samples_per_s,
                     'cpu_ms_per_sample': cpu_ms,
+                    **copies,
                 }
             )
             print(loaders[-1], flush=True)
