@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from torchgeo_stars.models.outputs import SegmentationOutput
 
 CRS_UTM = 'EPSG:32631'
+#: Modalities and band counts of the stand-in checkpoint's pixel model.
+PIXEL_MODALITIES = {'optical': 3, 'sar': 1}
 ORIGIN = (500_000.0, 4_600_000.0)
 
 
@@ -140,3 +142,23 @@ def read(path: Path, band: int | None = None) -> np.typing.NDArray[Any]:
             src.read(band) if band is not None else src.read()
         )
     return data
+
+
+def predict_args(checkpoint: Path, output: Path, *extra: str) -> list[str]:
+    """``predict-geotiff`` arguments of the tests: small patches and batches, CPU."""
+    return [
+        '--checkpoint',
+        str(checkpoint),
+        '--output',
+        str(output),
+        '--patch-size',
+        '32',
+        '--overlap',
+        '8',
+        '--batch-size',
+        '2',
+        '--device',
+        'cpu',
+        '--no-progress',
+        *extra,
+    ]

@@ -12,6 +12,7 @@ from torchgeo_stars.inference import load_predictor
 from torchgeo_stars.main import main
 
 from ..tasks.helpers import SCENE, random_batch, tiny_task
+from .helpers import predict_args
 
 
 def train_checkpoint(tmp_path: Path) -> Path:
@@ -51,24 +52,8 @@ def test_load_predictor_restores_everything(tmp_path: Path) -> None:
 def test_cli_predicts_from_sar_and_dsm_on_the_sar_grid(tmp_path: Path) -> None:
     checkpoint = train_checkpoint(tmp_path)
     output = tmp_path / 'map.tif'
-    status = main(
-        [
-            'predict-geotiff',
-            '--checkpoint',
-            str(checkpoint),
-            '--sar',
-            str(SCENE / 'sar'),
-            '--dsm',
-            str(SCENE / 'dsm'),
-            '--output',
-            str(output),
-            '--patch-size',
-            '32',
-            '--overlap',
-            '8',
-            '--no-progress',
-        ]
-    )
+    sources = ('--sar', str(SCENE / 'sar'), '--dsm', str(SCENE / 'dsm'))
+    status = main(['predict-geotiff', *predict_args(checkpoint, output, *sources)])
     assert status == 0
     sar_file = next((SCENE / 'sar').glob('*.tif'))
     with rasterio.open(sar_file) as reference, rasterio.open(output) as result:

@@ -8,21 +8,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from torchgeo_stars.inference import Predictor, cli, join_main, main
 
-from .helpers import PixelModel, read, write_raster
-
-MODALITIES = {'optical': 3, 'sar': 1}
-
-
-@pytest.fixture
-def fake_checkpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Make --checkpoint load a stand-in model (the real loader is the lead's)."""
-
-    def load(path: Path) -> Predictor:
-        assert Path(path) == tmp_path / 'model.ckpt'
-        return Predictor(PixelModel(MODALITIES, 2), dict(MODALITIES), ['land', 'water'])
-
-    monkeypatch.setattr(cli, 'load_predictor', load)
-    return tmp_path / 'model.ckpt'
+from .helpers import PixelModel, predict_args, read, write_raster
 
 
 @pytest.fixture
@@ -37,31 +23,12 @@ def rasters(tmp_path: Path) -> dict[str, Path]:
     return {'optical': folder, 'sar': sar}
 
 
-def _args(checkpoint: Path, output: Path, *extra: str) -> list[str]:
-    return [
-        '--checkpoint',
-        str(checkpoint),
-        '--output',
-        str(output),
-        '--patch-size',
-        '32',
-        '--overlap',
-        '8',
-        '--batch-size',
-        '2',
-        '--device',
-        'cpu',
-        '--no-progress',
-        *extra,
-    ]
-
-
 def test_cli_predicts_a_cog(
     fake_checkpoint: Path, rasters: dict[str, Path], tmp_path: Path
 ) -> None:
     output = tmp_path / 'map.tif'
     code = main(
-        _args(
+        predict_args(
             fake_checkpoint,
             output,
             '--optical',
@@ -77,10 +44,14 @@ def test_cli_predicts_a_cog(
     assert read(output, 1).shape == (50, 60)
     assert (tmp_path / 'map_probabilities.tif').exists()
     # A second run is refused without --overwrite, accepted with it.
-    assert main(_args(fake_checkpoint, output, '--sar', str(rasters['sar']))) == 1
+    assert (
+        main(predict_args(fake_checkpoint, output, '--sar', str(rasters['sar']))) == 1
+    )
     assert (
         main(
-            _args(fake_checkpoint, output, '--sar', str(rasters['sar']), '--overwrite')
+            predict_args(
+                fake_checkpoint, output, '--sar', str(rasters['sar']), '--overwrite'
+            )
         )
         == 0
     )
@@ -96,7 +67,9 @@ def test_cli_generic_modality_flag(
     output = tmp_path / 'r.tif'
     assert (
         main(
-            _args(tmp_path / 'x.ckpt', output, '--input', 'radar', str(rasters['sar']))
+            predict_args(
+                tmp_path / 'x.ckpt', output, '--input', 'radar', str(rasters['sar'])
+            )
         )
         == 0
     )
@@ -121,7 +94,7 @@ def test_cli_errors_are_one_line(
     message: str,
 ) -> None:
     extra = [str(rasters['sar']) if e == 'SAR' else e for e in extra]
-    assert main(_args(fake_checkpoint, tmp_path / 'o.tif', *extra)) == 1
+    assert main(predict_args(fake_checkpoint, tmp_path / 'o.tif', *extra)) == 1
     err = capsys.readouterr().err
     assert message in err
     assert 'Traceback' not in err
@@ -137,7 +110,9 @@ def test_cli_refuses_a_file_that_is_not_a_checkpoint(
     plain = tmp_path / 'plain.ckpt'
     torch.save({'a': torch.ones(1)}, plain)
     for checkpoint in (bogus, plain):
-        code = main(_args(checkpoint, tmp_path / 'o.tif', '--sar', str(rasters['sar'])))
+        code = main(
+            predict_args(checkpoint, tmp_path / 'o.tif', '--sar', str(rasters['sar']))
+        )
         err = capsys.readouterr().err
         assert code == 1
         assert 'not a STARS checkpoint' in err
@@ -157,11 +132,11 @@ def test_cli_shards_and_join(fake_checkpoint: Path, tmp_path: Path) -> None:
     data = np.random.default_rng(1).normal(size=(3, 600, 30)).astype(np.float32)
     optical = write_raster(tmp_path / 'tall.tif', data)
     single = tmp_path / 'single.tif'
-    assert main(_args(fake_checkpoint, single, '--optical', str(optical))) == 0
+    assert main(predict_args(fake_checkpoint, single, '--optical', str(optical))) == 0
     parts = []
     for shard in (0, 1):
         part = tmp_path / f'part{shard}.tif'
-        args = _args(
+        args = predict_args(
             fake_checkpoint,
             part,
             '--optical',

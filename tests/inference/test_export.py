@@ -20,7 +20,7 @@ from torchgeo_stars.inference.model_file import (
 from torchgeo_stars.main import main
 
 from ..tasks.helpers import SCENE
-from .helpers import read
+from .helpers import predict_args, read
 from .test_checkpoint import train_checkpoint
 
 
@@ -32,28 +32,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def predict(model: Path, output: Path) -> np.typing.NDArray[np.uint8]:
     """The class map predict-geotiff writes from SAR + DSM with *model*."""
-    status = main(
-        [
-            'predict-geotiff',
-            '--checkpoint',
-            str(model),
-            '--sar',
-            str(SCENE / 'sar'),
-            '--dsm',
-            str(SCENE / 'dsm'),
-            '--output',
-            str(output),
-            '--patch-size',
-            '32',
-            '--overlap',
-            '8',
-            '--probabilities',
-            'float32',
-            '--device',
-            'cpu',
-            '--no-progress',
-        ]
-    )
+    sources = ('--sar', str(SCENE / 'sar'), '--dsm', str(SCENE / 'dsm'))
+    extra = ('--probabilities', 'float32', *sources)
+    status = main(['predict-geotiff', *predict_args(model, output, *extra)])
     assert status == 0
     return read(output)
 

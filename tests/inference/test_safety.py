@@ -9,28 +9,15 @@ import numpy as np
 import pytest
 
 from torchgeo_stars.errors import ConfigurationError, DataError, DataWarning
-from torchgeo_stars.inference import Predictor, cli, join_shards, main, predict_geotiff
+from torchgeo_stars.inference import join_shards, main, predict_geotiff
 from torchgeo_stars.inference.paths import check_outputs_are_not_inputs, same_file
 
-from .helpers import PixelModel, read, write_raster
-
-MODALITIES = {'optical': 3, 'sar': 1}
+from .helpers import PIXEL_MODALITIES, PixelModel, predict_args, read, write_raster
 
 
 def checksum(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def fake_checkpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Make --checkpoint load a stand-in pixel model."""
-
-    def load(path: Path) -> Predictor:
-        return Predictor(PixelModel(MODALITIES, 2), dict(MODALITIES), ['land', 'water'])
-
-    monkeypatch.setattr(cli, 'load_predictor', load)
-    return tmp_path / 'model.ckpt'
 
 
 @pytest.fixture
@@ -48,7 +35,7 @@ def rasters(tmp_path: Path) -> dict[str, Path]:
 
 def predict_api(inputs: dict[str, Path], output: Path, **options: Any) -> Path:
     """``predict_geotiff`` with a pixel model of *inputs*' modalities, small patches."""
-    modalities = {name: MODALITIES.get(name, 3) for name in inputs}
+    modalities = {name: PIXEL_MODALITIES.get(name, 3) for name in inputs}
     settings: dict[str, Any] = {'patch_size': 32, 'overlap': 8, **options}
     return predict_geotiff(
         PixelModel(modalities, 2),
@@ -63,22 +50,7 @@ def predict_api(inputs: dict[str, Path], output: Path, **options: Any) -> Path:
 
 
 def run(checkpoint: Path, output: Path, *extra: str) -> int:
-    return main(
-        [
-            '--checkpoint',
-            str(checkpoint),
-            '--output',
-            str(output),
-            '--patch-size',
-            '32',
-            '--overlap',
-            '8',
-            '--device',
-            'cpu',
-            '--no-progress',
-            *extra,
-        ]
-    )
+    return main(predict_args(checkpoint, output, *extra))
 
 
 def test_same_file_sees_links_and_spellings(tmp_path: Path) -> None:
