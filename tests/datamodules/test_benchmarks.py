@@ -215,7 +215,7 @@ def test_datamodule_plot_uses_the_dataset_classes() -> None:
     dm = datamodule(EarthMissDataModule)
     assert dm.quicklook_bands == {}
     dm.setup('validate')
-    assert dm.quicklook_bands == dm.dataset_type.quicklook_bands
+    assert dm.quicklook_bands == {'optical': (0, 1, 2)}  # red, green, blue
     dataset = split_of(dm, 'val')
     assert isinstance(dataset, TileDataset)
     sample = dataset[0]

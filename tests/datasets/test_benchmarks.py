@@ -420,6 +420,25 @@ def test_plot_shows_every_modality_the_label_and_the_prediction(
     plt.close(figure)
 
 
+@pytest.mark.parametrize(
+    ('cls', 'modalities', 'expected'),
+    [
+        (Potsdam, None, {'optical': (0, 1, 2)}),  # bands named red, green, blue
+        (Potsdam, ['dsm'], {}),  # one band: shown in grey
+        (WHUOPTSAR, None, {'optical': (0, 1, 2)}),
+        (EarthMiss, None, {'optical': (0, 1, 2)}),
+        (Vaihingen, None, {'optical': (0, 1, 2)}),  # IR, R, G: false colour
+    ],
+)
+def test_quicklook_bands_come_from_band_names_or_the_composite(
+    cls: type[BenchmarkDataset],
+    modalities: list[str] | None,
+    expected: dict[str, tuple[int, int, int]],
+) -> None:
+    dataset = cls(root_of(cls), 'test', modalities=modalities)  # type: ignore[call-arg]
+    assert dataset.quicklook_bands == expected
+
+
 def test_paired_dataset_plot_shows_its_modalities() -> None:
     dataset = Potsdam(root_of(Potsdam), 'test')
     _, sample = whole_tiles(dataset)[0]

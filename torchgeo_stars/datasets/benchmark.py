@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from torchgeo.datasets.utils import Path, Sample
 
 from ..errors import ConfigurationError, DataError
-from .plotting import plot_sample
+from .plotting import plot_sample, rgb_band_indexes
 
 #: Key of the label file in :attr:`BenchmarkDataset.files`.
 LABEL = 'label'
@@ -50,8 +50,10 @@ class BenchmarkDataset:
     #: Modalities loaded when none are named (empty: all of
     #: :attr:`modality_bands`); optional products are left out of it.
     default_modalities: ClassVar[tuple[str, ...]] = ()
-    #: Modality -> indexes of its red, green and blue bands (quicklooks).
-    quicklook_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {}
+    #: Modality -> indexes of three bands shown as red, green and blue where
+    #: the band names do not say which are (a false-colour composite); the
+    #: others are found from :attr:`modality_bands` (:attr:`quicklook_bands`).
+    composite_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {}
     #: Modality (or ``'label'``) -> its file of a tile, relative to the root,
     #: a format string of the fields of :meth:`tile_fields`; alternatives in a
     #: tuple (the first that exists is used).
@@ -249,6 +251,25 @@ class BenchmarkDataset:
         return found
 
     # Plotting -----------------------------------------------------------------
+
+    @property
+    def quicklook_bands(self) -> Mapping[str, tuple[int, int, int]]:
+        """Indexes of the bands each loaded modality shows as red, green and blue.
+
+        Returns:
+            :attr:`composite_bands`, else the bands named red, green and blue
+            in :attr:`modality_bands`
+            (:func:`~torchgeo_stars.datasets.plotting.rgb_band_indexes`);
+            modalities with neither are left out (shown in grey).
+        """
+        found = {}
+        for name in self.modalities:
+            rgb = self.composite_bands.get(name) or rgb_band_indexes(
+                self.modality_bands[name]
+            )
+            if rgb is not None:
+                found[name] = rgb
+        return found
 
     def plot(
         self, sample: Sample, show_titles: bool = True, suptitle: str | None = None

@@ -46,9 +46,6 @@ class EarthMiss(TileDataset):
         'optical': ('red', 'green', 'blue'),
         'sar': ('sar',),
     }
-    quicklook_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {
-        'optical': (0, 1, 2)
-    }
     file_patterns: ClassVar[Mapping[str, str | tuple[str, ...]]] = {
         'optical': '{city}/images/RGB/{name}.tif',
         'sar': '{city}/images/SAR/{name}_SAR.tif',

@@ -91,9 +91,6 @@ class Potsdam(BenchmarkDataset, PairedDataset):
         'ndsm': ('normalised_height',),
     }
     default_modalities = ('optical', 'dsm')
-    quicklook_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {
-        'optical': (0, 1, 2)
-    }
     file_patterns: ClassVar[Mapping[str, str | tuple[str, ...]]] = {
         'optical': '4_Ortho_RGBIR/{tile}_RGBIR.tif',
         'dsm': '1_DSM/dsm_potsdam_{row:0>2}_{col:0>2}.tif',

@@ -58,7 +58,7 @@ class Vaihingen(TileDataset):
         'dsm': ('height',),
     }
     # False colour (IR, R, G as R, G, B): the usual view of these tiles
-    quicklook_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {
+    composite_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {
         'optical': (0, 1, 2)
     }
     file_patterns: ClassVar[Mapping[str, str | tuple[str, ...]]] = {

@@ -52,9 +52,6 @@ class WHUOPTSAR(TileDataset):
         'optical': ('red', 'green', 'blue', 'nir'),
         'sar': ('sar',),
     }
-    quicklook_bands: ClassVar[Mapping[str, tuple[int, int, int]]] = {
-        'optical': (0, 1, 2)
-    }
     file_patterns: ClassVar[Mapping[str, str | tuple[str, ...]]] = {
         'optical': 'optical/{tile}.tif',
         'sar': 'sar/{tile}.tif',
