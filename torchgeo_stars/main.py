@@ -68,8 +68,6 @@ def synthetic_main(argv: Sequence[str]) -> int:
     Returns:
         The exit status.
     """
-    from .datasets.synthetic import describe_scene, make_synthetic_scene
-
     parser = argparse.ArgumentParser(
         prog='torchgeo-stars synthetic',
         description='Write a synthetic optical + SAR + DSM + label scene as '
@@ -92,6 +90,9 @@ def synthetic_main(argv: Sequence[str]) -> int:
         '--overwrite', action='store_true', help='replace an existing scene'
     )
     args = parser.parse_args(list(argv))
+    # Imported after parsing, so that --help answers without loading torch
+    from .datasets.synthetic import describe_scene, make_synthetic_scene
+
     scene = make_synthetic_scene(
         args.out_dir,
         size=args.size,
