@@ -196,7 +196,6 @@ class ConfigurableRaster(RasterDataset):
         self.open_files = OpenRasters()
         #: Warped tiles of files off the window grid, once per process.
         self.warped_tiles = WarpedTiles(warp_cache_mb)
-        self._window_crs: tuple[CRS, RIO_CRS, str] | None = None
 
         regex = self._compile_regex()
         candidates = self._matching_files(regex)
@@ -244,9 +243,7 @@ class ConfigurableRaster(RasterDataset):
         Returns:
             The instance dictionary less those entries.
         """
-        state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
-        state['_window_crs'] = None
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     @property
     def crs(self) -> CRS:
@@ -267,8 +264,7 @@ class ConfigurableRaster(RasterDataset):
 
     @crs.setter
     def crs(self, new_crs: CRS) -> None:
-        """Change the CRS as TorchGeo does (the index is reprojected)."""
-        self.__dict__.pop('_index_crs', None)
+        """Change the CRS as TorchGeo does (the index is reprojected in place)."""
         GeoDataset.crs.fset(self, new_crs)  # type: ignore[attr-defined]
         self.__dict__.pop('_index_crs', None)
 
@@ -490,10 +486,15 @@ class ConfigurableRaster(RasterDataset):
     def _read_open_file(
         self, src: DatasetReader, band_indexes: Sequence[int] | None, grid: WindowGrid
     ) -> np.ndarray[Any, Any] | None:
-        if self._window_crs is None or self._window_crs[0] is not self.crs:
+        cached: tuple[CRS, RIO_CRS, str] | None = self.__dict__.get('_window_crs')
+        if cached is None or cached[0] is not self.crs:
             rio_crs = RIO_CRS.from_user_input(self.crs)
-            self._window_crs = (self.crs, rio_crs, rio_crs.to_wkt())
-        _, crs, wkt = self._window_crs
+            cached = self.__dict__['_window_crs'] = (
+                self.crs,
+                rio_crs,
+                rio_crs.to_wkt(),
+            )
+        _, crs, wkt = cached
         src_crs, src_transform = georeferencing(self, src)
         dtype = 'float32' if self.is_image else 'float64'
 
