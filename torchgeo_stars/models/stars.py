@@ -35,9 +35,10 @@ class STARS(SharedSpecificSegmenter):
     1x1 conv - ReLU - 1x1 conv head per modality on ``s_m`` at
     *alignment_level*; with ``psa_features='decoder'``, a single head on the
     decoder's segmentation-block output, the features the class head reads,
-    taken from the same decoder pass as the logits). In evaluation mode only the logits are computed: a
-    missing modality's encoder does not run, translators run only for the
-    samples that miss a modality, and no sample depends on its batch-mates.
+    taken from the same decoder pass as the logits). In evaluation mode only
+    the logits are computed: a missing modality's encoder does not run,
+    translators run only for the samples that miss a modality, and no sample
+    depends on its batch-mates.
 
     Shared encoder (*shared_encoder*): by default ``'light'``, a small
     plain-conv pyramid (:class:`SharedConvPyramid`: per-modality stride-2
